@@ -1,0 +1,151 @@
+//! Bounded cursors over byte slices: every read and write checks its bounds and reports an error,
+//! so no input and no buffer size can make the codec panic.
+
+use crate::data::TypedData;
+use crate::error::{DecodeError, EncodeError};
+use crate::varint::{self, Varint};
+
+/// A cursor over a length-delimited region (a frame payload, a value).
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// Reads `buf` from its start.
+    pub const fn new(buf: &'a [u8]) -> Self {
+        Reader { rest: buf }
+    }
+
+    /// Whether every byte has been read.
+    pub const fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The bytes not read yet.
+    pub const fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// Reads `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let (head, tail) = self
+            .rest
+            .split_at_checked(n)
+            .ok_or(DecodeError::Truncated)?;
+        self.rest = tail;
+        Ok(head)
+    }
+
+    /// Reads a fixed-size array.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (head, tail) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Truncated)?;
+        self.rest = tail;
+        Ok(*head)
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&byte, tail) = self.rest.split_first().ok_or(DecodeError::Truncated)?;
+        self.rest = tail;
+        Ok(byte)
+    }
+
+    /// Reads a big-endian `u32`.
+    pub fn u32_be(&mut self) -> Result<u32, DecodeError> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    /// Reads a varint.
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        let (value, len) = varint::decode(self.rest)?;
+        self.rest = self.rest.get(len..).unwrap_or_default();
+        Ok(value)
+    }
+
+    /// Reads a bare string: a varint length, then that many bytes (no type byte).
+    pub fn string(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
+        self.take(len)
+    }
+
+    /// Reads a typed value.
+    pub fn typed(&mut self) -> Result<TypedData<'a>, DecodeError> {
+        TypedData::decode(self)
+    }
+}
+
+/// A cursor writing into a caller's buffer, never past `limit`.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// Writes into `buf` from its start.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    pub const fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Forgets everything written after `pos` (used to roll back a value that did not fit).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    /// The whole underlying buffer.
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        self.buf
+    }
+
+    /// Appends bytes.
+    pub fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        let end = self
+            .pos
+            .checked_add(bytes.len())
+            .ok_or(EncodeError::BufferTooSmall)?;
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(EncodeError::BufferTooSmall)?;
+        dst.copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Appends one byte.
+    pub fn u8(&mut self, byte: u8) -> Result<(), EncodeError> {
+        let slot = self
+            .buf
+            .get_mut(self.pos)
+            .ok_or(EncodeError::BufferTooSmall)?;
+        *slot = byte;
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// Appends a varint.
+    pub fn varint(&mut self, value: u64) -> Result<(), EncodeError> {
+        self.put(Varint::new(value).as_bytes())
+    }
+
+    /// Appends a bare string: varint length, bytes.
+    pub fn string(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.varint(bytes.len() as u64)?;
+        self.put(bytes)
+    }
+
+    /// Appends a typed value.
+    pub fn typed(&mut self, value: &TypedData<'_>) -> Result<(), EncodeError> {
+        value.encode(self)
+    }
+}

@@ -1,0 +1,228 @@
+//! Typed data (SPOE.txt §3.1 "Data types"; SPOP.md §3): a type byte `(flags << 4) | type`, then the
+//! value. Strings and binaries are bytes, never checked for UTF-8: HAProxy passes header bytes raw.
+
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::codec::{Reader, Writer};
+use crate::error::{DecodeError, EncodeError};
+
+/// The type ids of typed data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum DataType {
+    /// 0
+    Null = 0,
+    /// 1; the value is flag bit 0 of the type byte.
+    Bool = 1,
+    /// 2
+    Int32 = 2,
+    /// 3
+    Uint32 = 3,
+    /// 4
+    Int64 = 4,
+    /// 5
+    Uint64 = 5,
+    /// 6
+    Ipv4 = 6,
+    /// 7
+    Ipv6 = 7,
+    /// 8
+    String = 8,
+    /// 9
+    Binary = 9,
+}
+
+/// One typed value, borrowing strings and binaries from the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TypedData<'a> {
+    /// No value. In a SET-VAR it leaves the variable unset; in a NOTIFY it means the sample fetch
+    /// failed (an absent header, an unset variable).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 32-bit signed integer, sent as the varint of its 32-bit pattern (so -5 is 4294967291).
+    /// HAProxy does not sign-extend it: send negative numbers as [`TypedData::Int64`].
+    Int32(i32),
+    /// A 32-bit unsigned integer (HAProxy's `max-frame-size` and `status-code`).
+    Uint32(u32),
+    /// A 64-bit signed integer, as the varint of its two's complement; every integer HAProxy
+    /// sends in a NOTIFY is of this type.
+    Int64(i64),
+    /// A 64-bit unsigned integer.
+    Uint64(u64),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address.
+    Ipv6(Ipv6Addr),
+    /// A string: bytes of any value.
+    String(&'a [u8]),
+    /// Binary data.
+    Binary(&'a [u8]),
+}
+
+impl<'a> TypedData<'a> {
+    /// This value's type id.
+    pub const fn data_type(&self) -> DataType {
+        match self {
+            TypedData::Null => DataType::Null,
+            TypedData::Bool(_) => DataType::Bool,
+            TypedData::Int32(_) => DataType::Int32,
+            TypedData::Uint32(_) => DataType::Uint32,
+            TypedData::Int64(_) => DataType::Int64,
+            TypedData::Uint64(_) => DataType::Uint64,
+            TypedData::Ipv4(_) => DataType::Ipv4,
+            TypedData::Ipv6(_) => DataType::Ipv6,
+            TypedData::String(_) => DataType::String,
+            TypedData::Binary(_) => DataType::Binary,
+        }
+    }
+
+    /// The value of any of the four integer types as `u64` (negative numbers as their two's
+    /// complement), the way HAProxy reads integer-valued KV items.
+    pub const fn as_u64(&self) -> Option<u64> {
+        match *self {
+            TypedData::Int32(v) => Some(v as u32 as u64),
+            TypedData::Uint32(v) => Some(v as u64),
+            TypedData::Int64(v) => Some(v as u64),
+            TypedData::Uint64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a string or binary.
+    pub const fn as_bytes(&self) -> Option<&'a [u8]> {
+        match *self {
+            TypedData::String(b) | TypedData::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Decodes one typed value.
+    pub fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        let type_byte = r.u8()?;
+        Ok(match type_byte & 0x0F {
+            0 => TypedData::Null,
+            1 => TypedData::Bool(type_byte & 0x10 != 0),
+            // Truncation is deliberate: it reads both the 32-bit pattern and a sign-extended form.
+            2 => TypedData::Int32(r.varint()? as u32 as i32),
+            3 => TypedData::Uint32(r.varint()? as u32),
+            4 => TypedData::Int64(r.varint()? as i64),
+            5 => TypedData::Uint64(r.varint()?),
+            6 => TypedData::Ipv4(Ipv4Addr::from(r.array::<4>()?)),
+            7 => TypedData::Ipv6(Ipv6Addr::from(r.array::<16>()?)),
+            8 => TypedData::String(r.string()?),
+            9 => TypedData::Binary(r.string()?),
+            reserved => return Err(DecodeError::ReservedType(reserved)),
+        })
+    }
+
+    /// Encodes this value (flags are zero except BOOL's value bit).
+    pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        let start = w.position();
+        let result = self.encode_unchecked(w);
+        if result.is_err() {
+            w.truncate(start);
+        }
+        result
+    }
+
+    fn encode_unchecked(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
+        match *self {
+            TypedData::Null => w.u8(DataType::Null as u8),
+            TypedData::Bool(v) => w.u8(DataType::Bool as u8 | if v { 0x10 } else { 0 }),
+            TypedData::Int32(v) => {
+                w.u8(DataType::Int32 as u8)?;
+                w.varint(u64::from(v as u32))
+            }
+            TypedData::Uint32(v) => {
+                w.u8(DataType::Uint32 as u8)?;
+                w.varint(u64::from(v))
+            }
+            TypedData::Int64(v) => {
+                w.u8(DataType::Int64 as u8)?;
+                w.varint(v as u64)
+            }
+            TypedData::Uint64(v) => {
+                w.u8(DataType::Uint64 as u8)?;
+                w.varint(v)
+            }
+            TypedData::Ipv4(addr) => {
+                w.u8(DataType::Ipv4 as u8)?;
+                w.put(&addr.octets())
+            }
+            TypedData::Ipv6(addr) => {
+                w.u8(DataType::Ipv6 as u8)?;
+                w.put(&addr.octets())
+            }
+            TypedData::String(bytes) => {
+                w.u8(DataType::String as u8)?;
+                w.string(bytes)
+            }
+            TypedData::Binary(bytes) => {
+                w.u8(DataType::Binary as u8)?;
+                w.string(bytes)
+            }
+        }
+    }
+}
+
+impl fmt::Display for TypedData<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedData::Null => f.write_str("null"),
+            TypedData::Bool(v) => write!(f, "bool({v})"),
+            TypedData::Int32(v) => write!(f, "int32({v})"),
+            TypedData::Uint32(v) => write!(f, "uint32({v})"),
+            TypedData::Int64(v) => write!(f, "int64({v})"),
+            TypedData::Uint64(v) => write!(f, "uint64({v})"),
+            TypedData::Ipv4(v) => write!(f, "ipv4({v})"),
+            TypedData::Ipv6(v) => write!(f, "ipv6({v})"),
+            TypedData::String(v) => write!(f, "string(\"{}\")", Bytes(v)),
+            TypedData::Binary(v) => write!(f, "binary({} bytes)", v.len()),
+        }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for TypedData<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            TypedData::Null => defmt::write!(f, "null"),
+            TypedData::Bool(v) => defmt::write!(f, "bool({})", v),
+            TypedData::Int32(v) => defmt::write!(f, "int32({})", v),
+            TypedData::Uint32(v) => defmt::write!(f, "uint32({})", v),
+            TypedData::Int64(v) => defmt::write!(f, "int64({})", v),
+            TypedData::Uint64(v) => defmt::write!(f, "uint64({})", v),
+            TypedData::Ipv4(v) => defmt::write!(f, "ipv4({})", v.octets()),
+            TypedData::Ipv6(v) => defmt::write!(f, "ipv6({})", v.octets()),
+            TypedData::String(v) => defmt::write!(f, "string({=[u8]:a})", v),
+            TypedData::Binary(v) => defmt::write!(f, "binary({=[u8]:x})", v),
+        }
+    }
+}
+
+/// Shows protocol bytes (names, strings) readably: printable ASCII as is, anything else escaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl fmt::Display for Bytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0 {
+            if b.is_ascii_graphic() || b == b' ' {
+                fmt::Write::write_char(f, char::from(b))?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Bytes<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]:a}", self.0)
+    }
+}

@@ -1,0 +1,566 @@
+//! The sans-io connection engine: bytes in, [`Handler`] called once per NOTIFY, bytes out, and an
+//! explicit close signal. It owns everything SPOP says about a connection (SPOE.txt §3.2, SPOP.md
+//! §5–11, §14): the handshake, pipelining, fragment reassembly, and the AGENT-DISCONNECT status of
+//! every fault. A runtime (or an appliance's event loop) only moves bytes and keeps time.
+//!
+//! ```text
+//!   read bytes ──► Engine::feed(input, out, handler) ──► Progress { consumed, written, flow }
+//!                      │ per NOTIFY: Handler::on_notify(&Notify, &mut AckWriter)
+//!   write out[..written] in one write; drop input[..consumed]; act on flow
+//! ```
+
+use core::fmt::Write as _;
+
+use crate::ack::AckWriter;
+use crate::capabilities::Capabilities;
+use crate::error::Error;
+use crate::frame::{
+    check_length, peek_length, Frame, FrameId, FrameType, LengthError, StreamId, LENGTH_SIZE,
+    MIN_MAX_FRAME_SIZE,
+};
+use crate::hello::{offers_version_2, AgentHello, Disconnect, HaproxyHello, VERSION};
+use crate::logging::debug;
+use crate::notify::{Message, Notify};
+use crate::status::Status;
+use crate::DecodeError;
+
+/// The agent's default max-frame-size cap: HAProxy's offer is taken up to this, so a
+/// `tune.bufsize` of 64 KiB works without fragmentation (LESSONS.md 8). It is also the limit on
+/// a connection's first frame, so a 64 KiB+1 first frame is refused with status 3.
+pub const DEFAULT_MAX_FRAME_SIZE: u32 = 65532;
+
+/// How an engine behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// The largest frame LENGTH the agent accepts; the negotiated size is the smaller of this and
+    /// HAProxy's offer.
+    pub max_frame_size: u32,
+    /// What AGENT-HELLO announces. FRAGMENTATION needs an engine with a reassembly buffer.
+    pub capabilities: Capabilities,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            capabilities: Capabilities::PIPELINING,
+        }
+    }
+}
+
+/// A configuration the engine cannot run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// `max_frame_size` below the protocol minimum of 256.
+    MaxFrameSizeTooSmall(u32),
+    /// FRAGMENTATION asked of an engine whose reassembly buffer holds nothing (`FRAG == 0`).
+    NoReassemblyBuffer,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConfigError::MaxFrameSizeTooSmall(n) => {
+                write!(f, "max-frame-size {n} is below the protocol minimum of 256")
+            }
+            ConfigError::NoReassemblyBuffer => {
+                f.write_str("fragmentation needs an engine with a reassembly buffer")
+            }
+        }
+    }
+}
+
+/// The application: what to answer to each NOTIFY.
+pub trait Handler {
+    /// Called once per message of a NOTIFY, in order; append actions to `ack`.
+    fn on_message(&mut self, message: &Message<'_>, ack: &mut AckWriter<'_>);
+
+    /// Called once per NOTIFY. The default calls [`Handler::on_message`] for each message; the ACK
+    /// is sent whatever the handler appends, even nothing.
+    fn on_notify(&mut self, notify: &Notify<'_>, ack: &mut AckWriter<'_>) {
+        for message in notify.messages() {
+            self.on_message(&message, ack);
+        }
+    }
+}
+
+/// Why the connection must close now. Whatever frame the protocol asks for (AGENT-HELLO,
+/// AGENT-DISCONNECT) is already in the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Close {
+    /// A health check got its AGENT-HELLO.
+    Healthcheck,
+    /// HAProxy sent HAPROXY-DISCONNECT with this status; AGENT-DISCONNECT 0 answered it.
+    PeerDisconnect(Status),
+    /// A protocol fault; AGENT-DISCONNECT with its status was written (when the output had room).
+    Error(Error),
+    /// The agent is shutting down; AGENT-DISCONNECT 0 was written.
+    Shutdown,
+}
+
+impl core::fmt::Display for Close {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Close::Healthcheck => f.write_str("health check answered"),
+            Close::PeerDisconnect(status) => write!(f, "HAProxy disconnected with status {status}"),
+            Close::Error(error) => write!(f, "status {}: {error}", error.status().code()),
+            Close::Shutdown => f.write_str("agent shutting down"),
+        }
+    }
+}
+
+/// What the runtime does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Flow {
+    /// Every complete frame was handled; what is left of the input (if anything) is the start of
+    /// a frame. Read more.
+    NeedInput,
+    /// The output is full: write it, then call [`Engine::feed`] again with the unconsumed input.
+    NeedOutput,
+    /// Write the output, then close the connection.
+    Close(Close),
+}
+
+/// The result of one [`Engine::feed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Progress {
+    /// Input bytes used (whole frames only).
+    pub consumed: usize,
+    /// Output bytes written (whole frames only), to send in one write.
+    pub written: usize,
+    /// What next.
+    pub flow: Flow,
+}
+
+/// Counters for one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Frames received.
+    pub frames: u64,
+    /// NOTIFYs answered with an ACK.
+    pub acks: u64,
+    /// Frames of unknown type skipped (SPOE.txt §3.2: a peer may skip them).
+    pub unknown_frames: u64,
+    /// NOTIFYs dropped because HAProxy aborted them.
+    pub aborted: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Hello,
+    Running,
+    Closed,
+}
+
+/// A fragmented NOTIFY being reassembled (HAProxy 2.x with fragmentation).
+#[derive(Debug)]
+struct Reassembly<const N: usize> {
+    ids: Option<(StreamId, FrameId)>,
+    buf: heapless::Vec<u8, N>,
+}
+
+/// One connection's protocol state. `FRAG` is the fragment reassembly capacity in bytes (0: no
+/// fragmentation). All state is inline and fixed in size: `Engine<0>` is 112 bytes on x86_64.
+#[derive(Debug)]
+pub struct Engine<const FRAG: usize = 0> {
+    config: Config,
+    phase: Phase,
+    max_frame_size: u32,
+    peer_capabilities: Capabilities,
+    reassembly: Reassembly<FRAG>,
+    stats: Stats,
+    close: Option<Close>,
+}
+
+impl<const FRAG: usize> Engine<FRAG> {
+    /// A new connection, waiting for HAPROXY-HELLO.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        if config.max_frame_size < MIN_MAX_FRAME_SIZE {
+            return Err(ConfigError::MaxFrameSizeTooSmall(config.max_frame_size));
+        }
+        if FRAG == 0 && config.capabilities.contains(Capabilities::FRAGMENTATION) {
+            return Err(ConfigError::NoReassemblyBuffer);
+        }
+        Ok(Engine {
+            config,
+            phase: Phase::Hello,
+            max_frame_size: config.max_frame_size,
+            peer_capabilities: Capabilities::NONE,
+            reassembly: Reassembly {
+                ids: None,
+                buf: heapless::Vec::new(),
+            },
+            stats: Stats::default(),
+            close: None,
+        })
+    }
+
+    /// The frame size limit in force: the agent's cap until the handshake, then the negotiated
+    /// size. Runtimes size their buffers from it: input `max_frame_size() + 4` holds any frame,
+    /// output `max_frame_size() + 4` free holds any reply.
+    pub const fn max_frame_size(&self) -> u32 {
+        self.max_frame_size
+    }
+
+    /// Whether HAPROXY-HELLO is still awaited (for a handshake timeout).
+    pub fn is_handshaking(&self) -> bool {
+        self.phase == Phase::Hello
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether part of a fragmented NOTIFY is held (for a frame timeout).
+    pub fn is_reassembling(&self) -> bool {
+        self.reassembly.ids.is_some()
+    }
+
+    /// What HAProxy announced in its HELLO.
+    pub const fn peer_capabilities(&self) -> Capabilities {
+        self.peer_capabilities
+    }
+
+    /// This connection's counters.
+    pub const fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Why the connection closed, once it has.
+    pub const fn close_reason(&self) -> Option<Close> {
+        self.close
+    }
+
+    fn fragmentation(&self) -> bool {
+        FRAG > 0
+            && self
+                .config
+                .capabilities
+                .contains(Capabilities::FRAGMENTATION)
+    }
+
+    /// Handles every complete frame at the start of `input`, writing replies to `out`.
+    ///
+    /// Frames are handled while `out` has room for the largest reply (`max_frame_size() + 4`
+    /// bytes, or all of `out` when it is smaller); otherwise the flow is [`Flow::NeedOutput`].
+    /// A frame's LENGTH is checked as soon as its 4 bytes are in, before the runtime buffers
+    /// anything more of it.
+    pub fn feed<H: Handler>(&mut self, input: &[u8], out: &mut [u8], handler: &mut H) -> Progress {
+        let mut consumed = 0;
+        let mut written = 0;
+        let room = (self.max_frame_size as usize + LENGTH_SIZE).min(out.len());
+        let flow = loop {
+            if let Some(close) = self.close {
+                break Flow::Close(close);
+            }
+            let rest = input.get(consumed..).unwrap_or_default();
+            let Some(length) = peek_length(rest) else {
+                break Flow::NeedInput;
+            };
+            let free = out.get_mut(written..).unwrap_or_default();
+            if let Err(fault) = check_length(length, self.max_frame_size) {
+                let error = match fault {
+                    LengthError::TooBig { length, max } => Error::FrameTooBig { length, max },
+                    LengthError::TooShort(length) => Error::Malformed {
+                        frame: rest
+                            .get(LENGTH_SIZE)
+                            .map_or(FrameType::Unset, |&t| t.into()),
+                        cause: DecodeError::FrameTooShort(length),
+                    },
+                };
+                written += self.abort(error, free);
+                continue;
+            }
+            let total = LENGTH_SIZE + length as usize;
+            let Some(body) = rest.get(LENGTH_SIZE..total) else {
+                break Flow::NeedInput;
+            };
+            if free.len() < room && written > 0 {
+                break Flow::NeedOutput;
+            }
+            consumed += total;
+            match self.on_frame(body, free, handler) {
+                Ok(n) => written += n,
+                Err(error) => written += self.abort(error, free),
+            }
+        };
+        Progress {
+            consumed,
+            written,
+            flow,
+        }
+    }
+
+    /// Ends the connection for `error` (for a runtime's timeouts): writes AGENT-DISCONNECT with
+    /// its status and a message saying why into `out`, returns the bytes written (0 when `out` is
+    /// too small or the connection is already closed).
+    pub fn abort(&mut self, error: Error, out: &mut [u8]) -> usize {
+        if self.close.is_some() {
+            return 0;
+        }
+        let mut text = MessageBuf::default();
+        let _ = write!(text, "{error}");
+        debug!("closing with status {}: {}", error.status(), error);
+        self.close_with(Close::Error(error), error.status(), text.as_bytes(), out)
+    }
+
+    /// Ends the connection because the agent stops (a graceful drain): writes AGENT-DISCONNECT 0.
+    pub fn shutdown(&mut self, out: &mut [u8]) -> usize {
+        if self.close.is_some() {
+            return 0;
+        }
+        self.close_with(Close::Shutdown, Status::Normal, b"agent shutting down", out)
+    }
+
+    fn close_with(
+        &mut self,
+        close: Close,
+        status: Status,
+        message: &[u8],
+        out: &mut [u8],
+    ) -> usize {
+        self.close = Some(close);
+        self.phase = Phase::Closed;
+        Disconnect { status, message }
+            .encode(out, self.max_frame_size)
+            .unwrap_or(0)
+    }
+
+    fn on_frame<H: Handler>(
+        &mut self,
+        body: &[u8],
+        out: &mut [u8],
+        handler: &mut H,
+    ) -> Result<usize, Error> {
+        let frame = Frame::decode_body(body).map_err(|cause| Error::Malformed {
+            frame: body.first().map_or(FrameType::Unset, |&t| t.into()),
+            cause,
+        })?;
+        let h = frame.header;
+        self.stats.frames += 1;
+        debug!(
+            "<- {} stream={} frame={} flags={} length={}",
+            h.frame_type,
+            h.stream_id,
+            h.frame_id,
+            h.flags.0,
+            body.len()
+        );
+        let after_hello = self.phase != Phase::Hello;
+        let fragmentable = matches!(h.frame_type, FrameType::Notify | FrameType::Unset);
+        match h.frame_type {
+            FrameType::Unknown(_) => {
+                self.stats.unknown_frames += 1;
+                Ok(0)
+            }
+            FrameType::AgentHello | FrameType::AgentDisconnect | FrameType::Ack => {
+                Err(Error::UnexpectedFrame {
+                    frame: h.frame_type,
+                    after_hello,
+                })
+            }
+            _ if !(h.flags.is_fin() || fragmentable && self.fragmentation()) => {
+                Err(Error::FragmentationNotSupported {
+                    frame: h.frame_type,
+                })
+            }
+            FrameType::HaproxyDisconnect => self.on_disconnect(frame.payload, out),
+            FrameType::HaproxyHello if !after_hello => self.on_hello(frame.payload, out),
+            FrameType::Notify | FrameType::Unset if after_hello => {
+                self.on_notify(&frame, out, handler)
+            }
+            FrameType::HaproxyHello | FrameType::Notify | FrameType::Unset => {
+                Err(Error::UnexpectedFrame {
+                    frame: h.frame_type,
+                    after_hello,
+                })
+            }
+        }
+    }
+
+    fn on_hello(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let hello = HaproxyHello::parse(payload).map_err(|cause| Error::Malformed {
+            frame: FrameType::HaproxyHello,
+            cause,
+        })?;
+        let versions = hello.supported_versions.ok_or(Error::MissingVersion)?;
+        if !offers_version_2(versions) {
+            return Err(Error::UnsupportedVersion);
+        }
+        let offered = hello.max_frame_size.ok_or(Error::MissingMaxFrameSize)?;
+        if offered < u64::from(MIN_MAX_FRAME_SIZE) {
+            return Err(Error::MaxFrameSizeTooSmall { offered });
+        }
+        let negotiated = offered.min(u64::from(self.config.max_frame_size)) as u32;
+        let mut caps = [0u8; 32];
+        let reply = AgentHello {
+            version: VERSION,
+            max_frame_size: negotiated,
+            capabilities: Some(self.config.capabilities.write_to(&mut caps)),
+        };
+        let n = reply.encode(out).map_err(|_| Error::OutputTooSmall)?;
+        self.max_frame_size = negotiated;
+        self.peer_capabilities = Capabilities::parse(hello.capabilities.unwrap_or_default());
+        debug!(
+            "-> AGENT-HELLO max-frame-size={} (offered {}) capabilities={} healthcheck={}",
+            negotiated, offered, self.config.capabilities, hello.healthcheck
+        );
+        if hello.healthcheck {
+            self.phase = Phase::Closed;
+            self.close = Some(Close::Healthcheck);
+        } else {
+            self.phase = Phase::Running;
+        }
+        Ok(n)
+    }
+
+    fn on_disconnect(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
+        let peer = Disconnect::parse(payload).map_err(|cause| Error::Malformed {
+            frame: FrameType::HaproxyDisconnect,
+            cause,
+        })?;
+        debug!(
+            "HAProxy disconnects: status {}: {}",
+            peer.status,
+            crate::Bytes(peer.message)
+        );
+        let n = self.close_with(
+            Close::PeerDisconnect(peer.status),
+            Status::Normal,
+            Status::Normal.message().as_bytes(),
+            out,
+        );
+        Ok(n)
+    }
+
+    fn on_notify<H: Handler>(
+        &mut self,
+        frame: &Frame<'_>,
+        out: &mut [u8],
+        handler: &mut H,
+    ) -> Result<usize, Error> {
+        let h = frame.header;
+        let ids = (h.stream_id, h.frame_id);
+        if h.flags.is_abort() {
+            // HAProxy gives up a (fragmented) NOTIFY: drop what was gathered, send no ACK.
+            self.reassembly.ids = None;
+            self.reassembly.buf.clear();
+            self.stats.aborted += 1;
+            return Ok(0);
+        }
+        let fin = h.flags.is_fin();
+        match (h.frame_type, self.reassembly.ids) {
+            (FrameType::Notify, None) if fin => answer(
+                ids,
+                frame.payload,
+                out,
+                self.max_frame_size,
+                handler,
+                &mut self.stats,
+            ),
+            (FrameType::Notify, None) => {
+                self.reassembly.ids = Some(ids);
+                self.reassembly.buf.clear();
+                self.gather(frame.payload)?;
+                Ok(0)
+            }
+            (FrameType::Unset, Some(pending)) if pending == ids => {
+                self.gather(frame.payload)?;
+                if !fin {
+                    return Ok(0);
+                }
+                self.reassembly.ids = None;
+                let payload = self.reassembly.buf.as_slice();
+                answer(
+                    ids,
+                    payload,
+                    out,
+                    self.max_frame_size,
+                    handler,
+                    &mut self.stats,
+                )
+            }
+            (FrameType::Unset, None) => Err(Error::UnexpectedFrame {
+                frame: FrameType::Unset,
+                after_hello: true,
+            }),
+            _ => Err(Error::InterlacedFrames),
+        }
+    }
+
+    fn gather(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.reassembly
+            .buf
+            .extend_from_slice(payload)
+            .map_err(|()| Error::ReassemblyOverflow { capacity: FRAG })
+    }
+}
+
+/// Validates a NOTIFY's messages, lets the handler fill its ACK, and completes the ACK.
+fn answer<H: Handler>(
+    (stream_id, frame_id): (StreamId, FrameId),
+    payload: &[u8],
+    out: &mut [u8],
+    max_frame_size: u32,
+    handler: &mut H,
+    stats: &mut Stats,
+) -> Result<usize, Error> {
+    let notify = Notify::parse(stream_id, frame_id, payload).map_err(|cause| Error::Malformed {
+        frame: FrameType::Notify,
+        cause,
+    })?;
+    let mut ack = AckWriter::new(out, stream_id, frame_id, max_frame_size)
+        .map_err(|_| Error::OutputTooSmall)?;
+    handler.on_notify(&notify, &mut ack);
+    let actions = ack.len();
+    let n = ack.finish();
+    stats.acks += 1;
+    debug!(
+        "-> ACK stream={} frame={} actions={} length={}",
+        stream_id,
+        frame_id,
+        actions as u32,
+        (n - LENGTH_SIZE) as u32
+    );
+    Ok(n)
+}
+
+/// A fixed buffer for an AGENT-DISCONNECT message; text beyond its capacity is cut.
+struct MessageBuf {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Default for MessageBuf {
+    fn default() -> Self {
+        MessageBuf {
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl MessageBuf {
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl core::fmt::Write for MessageBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}

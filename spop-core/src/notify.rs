@@ -1,0 +1,153 @@
+//! NOTIFY frames and their LIST-OF-MESSAGES (SPOE.txt §3.2.6 "Frame: NOTIFY"; SPOP.md §4, §5):
+//!
+//! ```text
+//! LIST-OF-MESSAGES := { NAME NB-ARGS:u8 { ARG-NAME TYPED-DATA }*NB-ARGS }*
+//! ```
+//!
+//! [`Notify::parse`] validates the whole list once; the iterators then walk it lazily without
+//! copying and cannot fail.
+
+use crate::codec::Reader;
+use crate::data::TypedData;
+use crate::error::DecodeError;
+use crate::frame::{Frame, FrameId, StreamId};
+
+/// A validated NOTIFY: its ids and a view over its messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Notify<'a> {
+    /// The stream the event belongs to; the ACK echoes it.
+    pub stream_id: StreamId,
+    /// The frame within the stream; the ACK echoes it.
+    pub frame_id: FrameId,
+    payload: &'a [u8],
+}
+
+impl<'a> Notify<'a> {
+    /// Validates a LIST-OF-MESSAGES payload (a NOTIFY's, or the reassembly of its fragments).
+    pub fn parse(
+        stream_id: StreamId,
+        frame_id: FrameId,
+        payload: &'a [u8],
+    ) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(payload);
+        while !r.is_empty() {
+            read_message(&mut r)?;
+        }
+        Ok(Notify {
+            stream_id,
+            frame_id,
+            payload,
+        })
+    }
+
+    /// Validates a NOTIFY frame's payload, taking the ids from its header.
+    pub fn from_frame(frame: &Frame<'a>) -> Result<Self, DecodeError> {
+        Notify::parse(frame.header.stream_id, frame.header.frame_id, frame.payload)
+    }
+
+    /// The messages, in frame order. HAProxy puts every message bound to the event in one NOTIFY;
+    /// it may be empty (HAProxy 3.1 to 3.3 send such NOTIFYs).
+    pub fn messages(&self) -> Messages<'a> {
+        Messages {
+            r: Reader::new(self.payload),
+        }
+    }
+
+    /// The raw LIST-OF-MESSAGES bytes.
+    pub const fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+}
+
+fn read_message<'a>(r: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
+    let name = r.string()?;
+    let nb_args = r.u8()?;
+    let start = r.rest();
+    for _ in 0..nb_args {
+        r.string()?;
+        r.typed()?;
+    }
+    let used = start.len() - r.rest().len();
+    Ok(Message {
+        name,
+        nb_args,
+        args: start.get(..used).unwrap_or_default(),
+    })
+}
+
+/// Iterator over the messages of a [`Notify`].
+#[derive(Clone, Debug)]
+pub struct Messages<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Message<'a>;
+    fn next(&mut self) -> Option<Message<'a>> {
+        if self.r.is_empty() {
+            return None;
+        }
+        // Validated by `Notify::parse`: an error cannot happen here and would end the list.
+        read_message(&mut self.r).ok()
+    }
+}
+
+/// One message: a name and its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// The `spoe-message` name (bytes; not necessarily UTF-8).
+    pub name: &'a [u8],
+    nb_args: u8,
+    args: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// NB-ARGS.
+    pub const fn nb_args(&self) -> u8 {
+        self.nb_args
+    }
+
+    /// The arguments, in order. Names may be empty (`args src` sends an unnamed argument) or
+    /// repeated.
+    pub fn args(&self) -> Args<'a> {
+        Args {
+            r: Reader::new(self.args),
+            left: self.nb_args,
+        }
+    }
+
+    /// The first argument named `name`.
+    pub fn arg(&self, name: &[u8]) -> Option<TypedData<'a>> {
+        self.args().find(|a| a.name == name).map(|a| a.value)
+    }
+}
+
+/// Iterator over the arguments of a [`Message`].
+#[derive(Clone, Debug)]
+pub struct Args<'a> {
+    r: Reader<'a>,
+    left: u8,
+}
+
+/// One argument of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg<'a> {
+    /// The argument's name; empty for unnamed config arguments.
+    pub name: &'a [u8],
+    /// Its value.
+    pub value: TypedData<'a>,
+}
+
+impl<'a> Iterator for Args<'a> {
+    type Item = Arg<'a>;
+    fn next(&mut self) -> Option<Arg<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        let name = self.r.string().ok()?;
+        let value = self.r.typed().ok()?;
+        Some(Arg { name, value })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::from(self.left), Some(usize::from(self.left)))
+    }
+}
