@@ -29,6 +29,9 @@ use crate::DecodeError;
 /// a connection's first frame, so a 64 KiB+1 first frame is refused with status 3.
 pub const DEFAULT_MAX_FRAME_SIZE: u32 = 65532;
 
+/// Output room that holds an AGENT-HELLO or AGENT-DISCONNECT (its message is at most 128 bytes).
+const CONTROL_REPLY_ROOM: usize = 256;
+
 /// How an engine behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -76,6 +79,14 @@ impl core::fmt::Display for ConfigError {
 pub trait Handler {
     /// Called once per message of a NOTIFY, in order; append actions to `ack`.
     fn on_message(&mut self, message: &Message<'_>, ack: &mut AckWriter<'_>);
+
+    /// The largest ACK this handler ever writes, LENGTH included, if it knows one. The engine then
+    /// keeps only that much output room per NOTIFY instead of a whole max-frame-size, so a small
+    /// output buffer still batches many ACKs; an action beyond it fails with
+    /// [`EncodeError::BufferTooSmall`](crate::EncodeError::BufferTooSmall).
+    fn ack_size_hint(&self) -> Option<usize> {
+        None
+    }
 
     /// Called once per NOTIFY. The default calls [`Handler::on_message`] for each message; the ACK
     /// is sent whatever the handler appends, even nothing.
@@ -249,13 +260,21 @@ impl<const FRAG: usize> Engine<FRAG> {
     /// Handles every complete frame at the start of `input`, writing replies to `out`.
     ///
     /// Frames are handled while `out` has room for the largest reply (`max_frame_size() + 4`
-    /// bytes, or all of `out` when it is smaller); otherwise the flow is [`Flow::NeedOutput`].
+    /// bytes, or the handler's [`Handler::ack_size_hint`], or all of `out` when it is smaller);
+    /// otherwise the flow is [`Flow::NeedOutput`].
     /// A frame's LENGTH is checked as soon as its 4 bytes are in, before the runtime buffers
     /// anything more of it.
     pub fn feed<H: Handler>(&mut self, input: &[u8], out: &mut [u8], handler: &mut H) -> Progress {
         let mut consumed = 0;
         let mut written = 0;
-        let room = (self.max_frame_size as usize + LENGTH_SIZE).min(out.len());
+        // Room kept free before each frame: its reply fits whole. HELLO and DISCONNECT replies
+        // are under `CONTROL_REPLY_ROOM` bytes.
+        let max_reply = handler
+            .ack_size_hint()
+            .map_or(usize::MAX, |hint| hint.max(CONTROL_REPLY_ROOM));
+        let room = (self.max_frame_size as usize + LENGTH_SIZE)
+            .min(max_reply)
+            .min(out.len());
         let flow = loop {
             if let Some(close) = self.close {
                 break Flow::Close(close);

@@ -1,0 +1,55 @@
+//! What both runtimes are given.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use spop_core::Handler;
+
+/// Makes the application's handlers: one per worker (uring) or per connection (std), so handler
+/// state (a random generator, counters) is never shared between threads and needs no lock.
+pub trait HandlerFactory: Send + Sync + 'static {
+    /// The handler type.
+    type Handler: Handler + 'static;
+
+    /// A handler for worker `worker` (0-based, below [`ServerConfig::workers`]).
+    fn handler(&self, worker: usize) -> Self::Handler;
+}
+
+/// How an agent listens and treats its connections.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub addresses: Vec<SocketAddr>,
+    /// Worker count (uring: executors; std: handler groups, connections are spread over them).
+    pub workers: usize,
+    /// The protocol engine's settings (max-frame-size cap, capabilities).
+    pub engine: spop_core::Config,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// A new connection must complete its HAPROXY-HELLO within this.
+    pub hello_timeout: Option<Duration>,
+    /// A frame that has started must complete within this.
+    pub frame_timeout: Option<Duration>,
+    /// A write blocked on a peer that does not read fails after this.
+    pub write_timeout: Option<Duration>,
+    /// How long a graceful shutdown waits for connections to finish.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addresses: vec![
+                SocketAddr::from(([127, 0, 0, 1], 12345)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 12345)),
+            ],
+            workers: 5,
+            engine: spop_core::Config::default(),
+            max_connections: 10_000,
+            hello_timeout: Some(Duration::from_secs(5)),
+            frame_timeout: Some(Duration::from_secs(5)),
+            write_timeout: Some(Duration::from_secs(10)),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! One connection's buffers around a [`spop_core::Engine`], independent of how bytes move: the
+//! std runtime drives it with blocking reads and writes, the uring runtime with async ones.
+
+use spop_core::frame::{peek_length, LENGTH_SIZE};
+use spop_core::{Close, Config, ConfigError, Engine, Error, Flow, Handler};
+
+/// Input buffer at start: HAProxy's frames are small; it grows to fit any frame the engine accepts.
+const INITIAL_INPUT: usize = 4096;
+/// Output buffer when the handler bounds its ACKs: room for dozens of ACKs per write.
+const BOUNDED_OUTPUT: usize = 4096;
+
+/// What the runtime does after [`Session::process`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Write [`Session::output`] if any, then read more.
+    NeedInput,
+    /// Write [`Session::output`], then call [`Session::process`] again.
+    NeedOutput,
+    /// Write [`Session::output`], then close.
+    Close(Close),
+}
+
+/// The buffers and engine of one connection.
+///
+/// Input is read into [`Session::read_buf`]; [`Session::process`] hands every complete frame to the
+/// engine and appends all replies to one output region, written with one write. The input buffer
+/// starts small and grows only to the LENGTH of a frame the engine has already accepted, so no
+/// buffer is ever sized from an unchecked length.
+#[derive(Debug)]
+pub struct Session<const FRAG: usize = 0> {
+    engine: Engine<FRAG>,
+    input: Vec<u8>,
+    filled: usize,
+    output: Vec<u8>,
+    pending: usize,
+    bounded_acks: bool,
+}
+
+impl<const FRAG: usize> Session<FRAG> {
+    /// A session for a new connection; `ack_size_hint` is the handler's
+    /// [`Handler::ack_size_hint`].
+    pub fn new(config: Config, ack_size_hint: Option<usize>) -> Result<Self, ConfigError> {
+        let engine = Engine::new(config)?;
+        let bounded_acks = ack_size_hint.is_some_and(|hint| hint <= BOUNDED_OUTPUT / 4);
+        let output = if bounded_acks {
+            BOUNDED_OUTPUT
+        } else {
+            2 * (engine.max_frame_size() as usize + LENGTH_SIZE)
+        };
+        Ok(Session {
+            engine,
+            input: vec![0; INITIAL_INPUT],
+            filled: 0,
+            output: vec![0; output],
+            pending: 0,
+            bounded_acks,
+        })
+    }
+
+    /// The protocol state.
+    pub fn engine(&self) -> &Engine<FRAG> {
+        &self.engine
+    }
+
+    /// Free input space to read into; never empty while the connection is open.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.input.get_mut(self.filled..).unwrap_or_default()
+    }
+
+    /// Records that `n` bytes were read into [`Session::read_buf`].
+    pub fn commit_read(&mut self, n: usize) {
+        self.filled = (self.filled + n).min(self.input.len());
+    }
+
+    /// Whether part of a frame (or of a fragmented NOTIFY) is held: a frame timeout applies.
+    pub fn is_mid_frame(&self) -> bool {
+        self.filled > 0 || self.engine.is_reassembling()
+    }
+
+    /// Bytes received but not yet part of a complete frame.
+    pub fn buffered(&self) -> usize {
+        self.filled
+    }
+
+    /// Handles every complete frame read so far, as far as the output has room.
+    pub fn process<H: Handler>(&mut self, handler: &mut H) -> Step {
+        let input = self.input.get(..self.filled).unwrap_or_default();
+        let out = self.output.get_mut(self.pending..).unwrap_or_default();
+        let progress = self.engine.feed(input, out, handler);
+        self.pending += progress.written;
+        if progress.consumed > 0 {
+            self.input.copy_within(progress.consumed..self.filled, 0);
+            self.filled -= progress.consumed;
+        }
+        match progress.flow {
+            Flow::NeedInput => {
+                self.fit_buffers();
+                Step::NeedInput
+            }
+            Flow::NeedOutput => Step::NeedOutput,
+            Flow::Close(close) => Step::Close(close),
+        }
+    }
+
+    /// Grows the input to hold the frame under way (its LENGTH already passed the engine's check)
+    /// and, once the handshake fixed max-frame-size, the output to hold two of the largest replies.
+    fn fit_buffers(&mut self) {
+        let input = self.input.get(..self.filled).unwrap_or_default();
+        if let Some(length) = peek_length(input) {
+            let needed = LENGTH_SIZE + length as usize;
+            if needed > self.input.len() {
+                self.input.resize(needed, 0);
+            }
+        }
+        if !self.bounded_acks && !self.engine.is_handshaking() {
+            let wanted = 2 * (self.engine.max_frame_size() as usize + LENGTH_SIZE);
+            if wanted != self.output.len() && self.pending == 0 {
+                self.output = vec![0; wanted];
+            }
+        }
+    }
+
+    /// Replies waiting to be written, whole frames only.
+    pub fn output(&self) -> &[u8] {
+        self.output.get(..self.pending).unwrap_or_default()
+    }
+
+    /// Records that the first `n` bytes of [`Session::output`] were written.
+    pub fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.pending);
+        self.output.copy_within(n..self.pending, 0);
+        self.pending -= n;
+    }
+
+    /// Ends the connection for `error` (a timeout): AGENT-DISCONNECT is appended to the output.
+    pub fn abort(&mut self, error: Error) {
+        let out = self.output.get_mut(self.pending..).unwrap_or_default();
+        self.pending += self.engine.abort(error, out);
+    }
+
+    /// Ends the connection because the agent stops: AGENT-DISCONNECT 0 is appended to the
+    /// output (nothing once the connection is closed or before the handshake).
+    pub fn shutdown(&mut self) {
+        if self.engine.is_handshaking() {
+            return;
+        }
+        let out = self.output.get_mut(self.pending..).unwrap_or_default();
+        self.pending += self.engine.shutdown(out);
+    }
+}

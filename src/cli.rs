@@ -1,0 +1,215 @@
+//! The command line: the seed agent's `spoa [-h] [-d] [-p port] [-n workers]`, plus what operators
+//! of the C agent expect.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use spop_core::Capabilities;
+
+const AFTER_HELP: &str = "\
+HAPROXY CONFIGURATION (see examples/haproxy/):
+  In the SPOE file (spoe-ip-reputation.conf):
+      [ip-reputation]
+      spoe-agent iprep-agent
+          messages check-client-ip
+          option var-prefix iprep
+          timeout hello 100ms
+          timeout idle 30s
+          timeout processing 15ms
+          use-backend iprep-backend
+      spoe-message check-client-ip
+          args src
+          event on-client-session
+  In haproxy.cfg:
+      frontend my-front
+          filter spoe engine ip-reputation config /path/spoe-ip-reputation.conf
+          tcp-request content reject if { var(sess.iprep.ip_score) -m int lt 20 }
+      backend iprep-backend
+          mode tcp
+          timeout server 1m
+          server iprep-srv 127.0.0.1:12345 check maxconn 5
+          option spop-check
+
+WORKERS (-n):
+  uring runtime: one io_uring executor per worker, each pinned to its own CPU and accepting
+    its own connections; more workers than CPUs is refused with a message.
+  std runtime: every connection runs on its own thread; connections are spread over the
+    workers round-robin, -n only sets how many groups there are (it does not bound threads).
+  Each worker or connection draws scores from its own generator: no lock per request.
+
+SCALING PAST ONE BOX:
+  List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
+      server agent1 10.0.0.11:12345 check maxconn 50
+      server agent2 10.0.0.12:12345 check maxconn 50
+  and start each agent with -a 0.0.0.0 (the agent has no authentication: firewall it).";
+
+/// A Stream Processing Offload Agent for HAProxy: random IP reputation.
+///
+/// Answers the SPOE message `check-client-ip` (the client's address) with `ip_score`, a random
+/// integer from 0 to 100 that HAProxy stores as `sess.<var-prefix>.ip_score`. A drop-in
+/// replacement for HAProxy's C `spoa-example`: same flags, same defaults, same variable.
+#[derive(Debug, Parser)]
+#[command(name = "spoa", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Debug mode: log every frame in and out, and every score given.
+    #[arg(short = 'd', long = "debug")]
+    pub debug: bool,
+
+    /// TCP port to listen on.
+    #[arg(short = 'p', long = "port", default_value_t = 12345)]
+    pub port: u16,
+
+    /// Number of workers (see WORKERS below).
+    #[arg(short = 'n', long = "workers", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+
+    /// Address to listen on, IP or IP:PORT; repeatable. Default: 127.0.0.1 and ::1 only, since the
+    /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface.
+    #[arg(short = 'a', long = "address", value_name = "ADDR", value_parser = parse_address)]
+    pub addresses: Vec<ListenAddress>,
+
+    /// Largest frame the agent accepts, in bytes (256 and up). The size used is the smaller of
+    /// this and HAProxy's offer (tune.bufsize - 4); the default takes any tune.bufsize up to 64 KiB
+    /// without fragmentation.
+    #[arg(short = 'm', long = "max-frame-size", default_value_t = spop_core::DEFAULT_MAX_FRAME_SIZE, value_parser = clap::value_parser!(u32).range(256..))]
+    pub max_frame_size: u32,
+
+    /// Capabilities announced to HAProxy, comma-separated or repeated: pipelining, async,
+    /// fragmentation, or none. Default: pipelining. Fragmentation (HAProxy 2.x only) is useful
+    /// only when -m is below HAProxy's frame size.
+    #[arg(
+        short = 'c',
+        long = "capability",
+        value_name = "CAP",
+        value_delimiter = ','
+    )]
+    pub capabilities: Vec<CapabilityArg>,
+
+    /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
+    /// where the kernel allows it, else std with a log line saying why).
+    #[arg(long = "runtime", value_enum, default_value_t = RuntimeChoice::Auto)]
+    pub runtime: RuntimeChoice,
+
+    /// Seed for the score generators, for reproducible scores (default: random at each start).
+    #[arg(long = "seed")]
+    pub seed: Option<u64>,
+
+    /// Wait this many milliseconds before answering each check (to test HAProxy's timeout
+    /// processing). On the uring runtime the wait blocks the worker.
+    #[arg(
+        short = 't',
+        long = "processing-delay",
+        value_name = "MS",
+        default_value_t = 0
+    )]
+    pub processing_delay: u64,
+
+    /// Connections served at once; more are closed at accept with a log line.
+    #[arg(long = "max-connections", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds a new connection has to send its HAPROXY-HELLO (0: no limit). Answered with
+    /// AGENT-DISCONNECT 2.
+    #[arg(long = "hello-timeout", value_name = "SECS", default_value_t = 5.0)]
+    pub hello_timeout: f64,
+
+    /// Seconds a frame that has started has to arrive whole (0: no limit). Idle connections
+    /// between frames are never timed out: HAProxy keeps them in a pool.
+    #[arg(long = "frame-timeout", value_name = "SECS", default_value_t = 5.0)]
+    pub frame_timeout: f64,
+
+    /// Seconds a write may block on a peer that does not read its ACKs before the connection is
+    /// closed (0: no limit).
+    #[arg(long = "write-timeout", value_name = "SECS", default_value_t = 10.0)]
+    pub write_timeout: f64,
+
+    /// Seconds a graceful stop (SIGTERM, SIGINT) waits for connections to finish; a second
+    /// signal exits at once.
+    #[arg(long = "shutdown-timeout", value_name = "SECS", default_value_t = 5.0)]
+    pub shutdown_timeout: f64,
+}
+
+/// A `-a` value: an IP with or without a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddress {
+    ip: IpAddr,
+    port: Option<u16>,
+}
+
+fn parse_address(s: &str) -> Result<ListenAddress, String> {
+    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        return Ok(ListenAddress { ip, port: None });
+    }
+    s.parse::<SocketAddr>()
+        .map(|sa| ListenAddress {
+            ip: sa.ip(),
+            port: Some(sa.port()),
+        })
+        .map_err(|_| format!("'{s}' is not an IP address or IP:PORT (IPv6 as [::1]:12345)"))
+}
+
+/// A `-c` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CapabilityArg {
+    /// Several NOTIFYs in flight per connection.
+    Pipelining,
+    /// HAProxy 2.x async mode (answers still go on the NOTIFY's connection).
+    Async,
+    /// Reassemble fragmented NOTIFYs (HAProxy 2.x).
+    Fragmentation,
+    /// Announce no capability.
+    None,
+}
+
+/// `--runtime`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeChoice {
+    /// io_uring where it works, else std.
+    Auto,
+    /// Portable threads.
+    Std,
+    /// io_uring on glommio.
+    Uring,
+}
+
+impl Cli {
+    /// The addresses to bind.
+    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+        if self.addresses.is_empty() {
+            return vec![
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), self.port),
+            ];
+        }
+        self.addresses
+            .iter()
+            .map(|a| SocketAddr::new(a.ip, a.port.unwrap_or(self.port)))
+            .collect()
+    }
+
+    /// The capabilities to announce.
+    pub fn capabilities(&self) -> Capabilities {
+        if self.capabilities.is_empty() {
+            return Capabilities::PIPELINING;
+        }
+        self.capabilities
+            .iter()
+            .fold(Capabilities::NONE, |acc, cap| match cap {
+                CapabilityArg::Pipelining => acc | Capabilities::PIPELINING,
+                CapabilityArg::Async => acc | Capabilities::ASYNC,
+                CapabilityArg::Fragmentation => acc | Capabilities::FRAGMENTATION,
+                CapabilityArg::None => acc,
+            })
+    }
+
+    /// The processing delay, if any.
+    pub fn delay(&self) -> Option<Duration> {
+        (self.processing_delay > 0).then(|| Duration::from_millis(self.processing_delay))
+    }
+}
+
+/// Seconds from the command line as an optional limit (0 or less: none).
+pub fn limit(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
