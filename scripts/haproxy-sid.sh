@@ -20,7 +20,8 @@
 # Afterwards run HAProxy 3.2 as `<prefix>/haproxy -db -f ...`.
 set -euo pipefail
 
-say() { printf 'haproxy-sid: %s\n' "$*" >&2; }
+start_s=$(date +%s.%N)
+say() { printf 'haproxy-sid: [%5.1fs] %s\n' "$(awk -v a="$start_s" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$*" >&2; }
 die() { printf 'haproxy-sid: ERROR: %s\n' "$*" >&2; exit 1; }
 
 force=0
@@ -139,7 +140,7 @@ Dir::Cache::archives "$work/cache/archives";
 APT::Architecture "$arch";
 APT::Architectures { "$arch"; };
 Acquire::Languages "none";
-Acquire::GzipIndexes "true";
+Dir::Cache::srcpkgcache "";
 // The mirror may serve a frozen snapshot whose Release is past Valid-Until;
 // the signature is still checked.
 Acquire::Check-Valid-Until "false";
@@ -178,11 +179,11 @@ say "downloading: $(echo $pkgs)"
 (cd "$work/debs" && apt-get -q download $pkgs >"$work/download.log" 2>&1) \
     || { cat "$work/download.log" >&2; die "apt-get download failed"; }
 
+say "extracting into $prefix"
 # Fresh prefix (only ever removes a prefix this script created, see the marker check).
 find "$prefix" -mindepth 1 -delete
-for deb in "$work"/debs/*.deb; do
-    dpkg-deb -x "$deb" "$prefix"
-done
+# (in parallel: the packages hold disjoint files)
+printf '%s\0' "$work"/debs/*.deb | xargs -0 -P"$(nproc)" -I{} dpkg-deb -x {} "$prefix"
 # Documentation is not needed to run haproxy.
 rm -rf "$prefix/usr/share/doc" "$prefix/usr/share/man" "$prefix/usr/share/locale" \
        "$prefix/usr/share/lintian" "$prefix/usr/share/bug"

@@ -279,21 +279,31 @@ fn serve<H: Handler>(
     config: &ServerConfig,
     shared: &Shared,
 ) {
-    let hint = handler.ack_size_hint();
     if config
         .engine
         .capabilities
         .contains(Capabilities::FRAGMENTATION)
     {
-        match Session::<FRAGMENT_CAPACITY>::new(config.engine, hint) {
-            Ok(session) => drive(stream, peer, id, session, &mut handler, config, shared),
-            Err(e) => log::error!("{peer}: {e}"),
-        }
+        serve_with::<H, FRAGMENT_CAPACITY>(stream, peer, id, &mut handler, config, shared);
     } else {
-        match Session::<0>::new(config.engine, hint) {
-            Ok(session) => drive(stream, peer, id, session, &mut handler, config, shared),
-            Err(e) => log::error!("{peer}: {e}"),
-        }
+        serve_with::<H, 0>(stream, peer, id, &mut handler, config, shared);
+    }
+}
+
+/// Kept out of line so a connection without fragmentation never pays for the stack frame of
+/// the reassembling engine.
+#[inline(never)]
+fn serve_with<H: Handler, const FRAG: usize>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    handler: &mut H,
+    config: &ServerConfig,
+    shared: &Shared,
+) {
+    match Session::<FRAG>::new(config.engine, handler.ack_size_hint()) {
+        Ok(session) => drive(stream, peer, id, Box::new(session), handler, config, shared),
+        Err(e) => log::error!("{peer}: {e}"),
     }
 }
 
@@ -308,7 +318,7 @@ fn drive<H: Handler, const FRAG: usize>(
     mut stream: TcpStream,
     peer: SocketAddr,
     id: u64,
-    mut session: Session<FRAG>,
+    mut session: Box<Session<FRAG>>,
     handler: &mut H,
     config: &ServerConfig,
     shared: &Shared,
