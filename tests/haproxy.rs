@@ -1,0 +1,287 @@
+//! End-to-end: a real HAProxy (2.6 from Debian bookworm, 3.2 from Debian sid via
+//! `scripts/haproxy-sid.sh`) with `tests/haproxy/haproxy-test.cfg`, the agent as its own process,
+//! real HTTP requests from IPv4 and IPv6 clients. On CI (`CI=true`) a missing HAProxy fails the
+//! run; elsewhere these tests say loudly that they skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{runtimes, Agent};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The HAProxy binaries to test against: (label, path).
+fn haproxies() -> Vec<(String, PathBuf)> {
+    let candidates = [
+        ("2.6", vec![PathBuf::from("/usr/sbin/haproxy"), PathBuf::from("/usr/bin/haproxy")]),
+        ("3.2", vec![root().join("target/haproxy-sid/haproxy")]),
+    ];
+    let mut found = Vec::new();
+    for (want, paths) in candidates {
+        let Some(path) = paths.into_iter().find(|p| p.exists()) else {
+            let msg = format!(
+                "HAProxy {want} not found: run `scripts/install-test-deps.sh` (as root) to install it"
+            );
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{msg}");
+            }
+            eprintln!("\n*** SKIPPED: {msg} ***\n");
+            continue;
+        };
+        let out = Command::new(&path).arg("-v").output().expect("haproxy -v");
+        let version = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            version.contains(&format!("version {want}")),
+            "{} is not HAProxy {want}: {version}",
+            path.display()
+        );
+        found.push((want.to_string(), path));
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Haproxy {
+    child: Child,
+    label: String,
+    fe_port: u16,
+    admin_port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Haproxy {
+    fn start(label: &str, bin: &PathBuf, agent_port: u16) -> Haproxy {
+        let (fe_port, admin_port) = (free_port(), free_port());
+        let mut child = Command::new(bin)
+            .args(["-db", "-C"])
+            .arg(root().join("tests/haproxy"))
+            .args(["-f", "haproxy-test.cfg"])
+            .env("FE_PORT", fe_port.to_string())
+            .env("ADMIN_PORT", admin_port.to_string())
+            .env("AGENT_PORT", agent_port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start haproxy");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = Arc::clone(&logs);
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        let h = Haproxy {
+            child,
+            label: label.to_string(),
+            fe_port,
+            admin_port,
+            logs,
+        };
+        h.wait_up();
+        h
+    }
+
+    /// Waits until the agent server is UP by its SPOP health check.
+    fn wait_up(&self) {
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", self.admin_port)) {
+                let r = get(&mut Client(BufReader::new(s)), "/health");
+                if r.status == 200 {
+                    return;
+                }
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("HAProxy {}: agent server never UP: {:#?}", self.label, self.logs.lock().unwrap());
+    }
+
+    fn client(&self, v6: bool) -> Client {
+        let addr: SocketAddr = if v6 {
+            format!("[::1]:{}", self.fe_port).parse().unwrap()
+        } else {
+            format!("127.0.0.1:{}", self.fe_port).parse().unwrap()
+        };
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client(BufReader::new(s))
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the SPOE answered: `x-ip-score` is an integer 0..=100 and no SPOE error is set.
+    fn score(&self, context: &str) -> i64 {
+        assert_eq!(self.status, 200, "{context}");
+        // HAProxy leaves out a header whose value is empty: no header, no error.
+        let error = self.header("x-spoe-error").unwrap_or("");
+        assert_eq!(error, "", "{context}: SPOE error {error}");
+        let score = self.header("x-ip-score").unwrap_or_else(|| panic!("{context}: no x-ip-score"));
+        let score: i64 = score
+            .parse()
+            .unwrap_or_else(|_| panic!("{context}: x-ip-score {score:?} is not an integer"));
+        assert!((0..=100).contains(&score), "{context}: score {score}");
+        score
+    }
+}
+
+/// An HTTP/1.1 keep-alive client connection.
+struct Client(BufReader<TcpStream>);
+
+/// One request on `c`, written with one write (no Nagle stall).
+fn get(c: &mut Client, path: &str) -> Response {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    c.0.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let n = c.0.read_line(&mut head).expect("response head");
+        assert!(n > 0, "connection closed before the response");
+    }
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.0.read_exact(&mut body).unwrap();
+    Response { status, headers }
+}
+
+fn each_pair(test: impl Fn(&Agent, &str, &PathBuf)) {
+    for (label, bin) in haproxies() {
+        for runtime in runtimes() {
+            let agent = Agent::start(runtime, &[]);
+            test(&agent, &label, &bin);
+        }
+    }
+}
+
+#[test]
+fn ipv4_and_ipv6_clients_get_an_ip_score() {
+    each_pair(|agent, label, bin| {
+        let h = Haproxy::start(label, bin, agent.addr.port());
+        for v6 in [false, true] {
+            let mut c = h.client(v6);
+            for _ in 0..3 {
+                get(&mut c, "/").score(&format!("HAProxy {label}, {} runtime, v6={v6}", agent.runtime));
+            }
+        }
+    });
+}
+
+#[test]
+fn agent_keeps_serving_after_haproxy_soft_stop_and_kill() {
+    each_pair(|agent, label, bin| {
+        let context = format!("HAProxy {label}, {} runtime", agent.runtime);
+        let mut first = Haproxy::start(label, bin, agent.addr.port());
+        get(&mut first.client(false), "/").score(&context);
+        first.signal("USR1");
+        assert!(first.wait_exit(Duration::from_secs(15)), "{context}: soft stop did not end HAProxy");
+
+        let mut second = Haproxy::start(label, bin, agent.addr.port());
+        get(&mut second.client(true), "/").score(&format!("{context}, after soft stop"));
+        second.signal("KILL");
+        assert!(second.wait_exit(Duration::from_secs(5)));
+
+        let third = Haproxy::start(label, bin, agent.addr.port());
+        get(&mut third.client(false), "/").score(&format!("{context}, after kill"));
+        let mut direct = agent.session();
+        direct
+            .write_all(&support::notify(1, 1, spop_core::TypedData::Ipv4([127, 0, 0, 1].into())))
+            .unwrap();
+        let (hdr, p) = support::read_frame(&mut direct).unwrap();
+        support::check_score_ack(&hdr, &p);
+    });
+}
+
+#[test]
+fn ten_thousand_requests_see_no_spoe_error() {
+    each_pair(|agent, label, bin| {
+        let h = Haproxy::start(label, bin, agent.addr.port());
+        let started = Instant::now();
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                let mut c = h.client(i % 2 == 1);
+                let context = format!("HAProxy {label}, {} runtime", agent.runtime);
+                thread::spawn(move || {
+                    for n in 0..2500 {
+                        get(&mut c, "/").score(&format!("{context}, request {n}"));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        eprintln!(
+            "HAProxy {label}, {} runtime: 10000 requests in {:?}",
+            agent.runtime,
+            started.elapsed()
+        );
+    });
+}
