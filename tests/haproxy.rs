@@ -23,7 +23,13 @@ fn root() -> PathBuf {
 /// The HAProxy binaries to test against: (label, path).
 fn haproxies() -> Vec<(String, PathBuf)> {
     let candidates = [
-        ("2.6", vec![PathBuf::from("/usr/sbin/haproxy"), PathBuf::from("/usr/bin/haproxy")]),
+        (
+            "2.6",
+            vec![
+                PathBuf::from("/usr/sbin/haproxy"),
+                PathBuf::from("/usr/bin/haproxy"),
+            ],
+        ),
         ("3.2", vec![root().join("target/haproxy-sid/haproxy")]),
     ];
     let mut found = Vec::new();
@@ -51,7 +57,11 @@ fn haproxies() -> Vec<(String, PathBuf)> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Haproxy {
@@ -63,12 +73,19 @@ struct Haproxy {
 }
 
 impl Haproxy {
+    /// HAProxy with the test config (`tests/haproxy/haproxy-test.cfg`).
     fn start(label: &str, bin: &PathBuf, agent_port: u16) -> Haproxy {
+        let h = Haproxy::start_config(label, bin, agent_port, "tests/haproxy", "haproxy-test.cfg");
+        h.wait_up();
+        h
+    }
+
+    fn start_config(label: &str, bin: &PathBuf, agent_port: u16, dir: &str, file: &str) -> Haproxy {
         let (fe_port, admin_port) = (free_port(), free_port());
         let mut child = Command::new(bin)
             .args(["-db", "-C"])
-            .arg(root().join("tests/haproxy"))
-            .args(["-f", "haproxy-test.cfg"])
+            .arg(root().join(dir))
+            .args(["-f", file])
             .env("FE_PORT", fe_port.to_string())
             .env("ADMIN_PORT", admin_port.to_string())
             .env("AGENT_PORT", agent_port.to_string())
@@ -88,15 +105,13 @@ impl Haproxy {
                 }
             });
         }
-        let h = Haproxy {
+        Haproxy {
             child,
             label: label.to_string(),
             fe_port,
             admin_port,
             logs,
-        };
-        h.wait_up();
-        h
+        }
     }
 
     /// Waits until the agent server is UP by its SPOP health check.
@@ -111,7 +126,11 @@ impl Haproxy {
             }
             thread::sleep(Duration::from_millis(50));
         }
-        panic!("HAProxy {}: agent server never UP: {:#?}", self.label, self.logs.lock().unwrap());
+        panic!(
+            "HAProxy {}: agent server never UP: {:#?}",
+            self.label,
+            self.logs.lock().unwrap()
+        );
     }
 
     fn client(&self, v6: bool) -> Client {
@@ -171,7 +190,9 @@ impl Response {
         // HAProxy leaves out a header whose value is empty: no header, no error.
         let error = self.header("x-spoe-error").unwrap_or("");
         assert_eq!(error, "", "{context}: SPOE error {error}");
-        let score = self.header("x-ip-score").unwrap_or_else(|| panic!("{context}: no x-ip-score"));
+        let score = self
+            .header("x-ip-score")
+            .unwrap_or_else(|| panic!("{context}: no x-ip-score"));
         let score: i64 = score
             .parse()
             .unwrap_or_else(|_| panic!("{context}: x-ip-score {score:?} is not an integer"));
@@ -228,8 +249,56 @@ fn ipv4_and_ipv6_clients_get_an_ip_score() {
         for v6 in [false, true] {
             let mut c = h.client(v6);
             for _ in 0..3 {
-                get(&mut c, "/").score(&format!("HAProxy {label}, {} runtime, v6={v6}", agent.runtime));
+                get(&mut c, "/").score(&format!(
+                    "HAProxy {label}, {} runtime, v6={v6}",
+                    agent.runtime
+                ));
             }
+        }
+    });
+}
+
+#[test]
+fn the_example_config_works_as_it_is() {
+    each_pair(|agent, label, bin| {
+        let h = Haproxy::start_config(
+            label,
+            bin,
+            agent.addr.port(),
+            "examples/haproxy",
+            "haproxy.cfg",
+        );
+        let context = format!(
+            "examples/haproxy with HAProxy {label}, {} runtime",
+            agent.runtime
+        );
+        // No admin frontend here: the first requests may come before the health check says UP.
+        let end = Instant::now() + Duration::from_secs(15);
+        let mut seen = 0;
+        while seen < 20 {
+            assert!(
+                Instant::now() < end,
+                "{context}: no scores: {:#?}",
+                h.logs.lock().unwrap()
+            );
+            let Ok(s) = TcpStream::connect(("127.0.0.1", h.fe_port)) else {
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            s.set_nodelay(true).unwrap();
+            let r = get(&mut Client(BufReader::new(s)), "/");
+            let Some(score) = r.header("x-ip-score").and_then(|s| s.parse::<i64>().ok()) else {
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            assert!((0..=100).contains(&score), "{context}: score {score}");
+            let verdict = if score < 20 { "bad" } else { "good" };
+            assert_eq!(
+                r.header("x-ip-reputation"),
+                Some(verdict),
+                "{context}: ACL on score {score}"
+            );
+            seen += 1;
         }
     });
 }
@@ -241,7 +310,10 @@ fn agent_keeps_serving_after_haproxy_soft_stop_and_kill() {
         let mut first = Haproxy::start(label, bin, agent.addr.port());
         get(&mut first.client(false), "/").score(&context);
         first.signal("USR1");
-        assert!(first.wait_exit(Duration::from_secs(15)), "{context}: soft stop did not end HAProxy");
+        assert!(
+            first.wait_exit(Duration::from_secs(15)),
+            "{context}: soft stop did not end HAProxy"
+        );
 
         let mut second = Haproxy::start(label, bin, agent.addr.port());
         get(&mut second.client(true), "/").score(&format!("{context}, after soft stop"));
@@ -252,7 +324,11 @@ fn agent_keeps_serving_after_haproxy_soft_stop_and_kill() {
         get(&mut third.client(false), "/").score(&format!("{context}, after kill"));
         let mut direct = agent.session();
         direct
-            .write_all(&support::notify(1, 1, spop_core::TypedData::Ipv4([127, 0, 0, 1].into())))
+            .write_all(&support::notify(
+                1,
+                1,
+                spop_core::TypedData::Ipv4([127, 0, 0, 1].into()),
+            ))
             .unwrap();
         let (hdr, p) = support::read_frame(&mut direct).unwrap();
         support::check_score_ack(&hdr, &p);
