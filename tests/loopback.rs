@@ -105,8 +105,14 @@ fn a_thousand_connections_are_served_at_once() {
             s.write_all(&hello(16380)).unwrap();
         }
         for s in &mut conns {
-            let (h, _) = read_frame(s).unwrap();
-            assert_eq!(h.frame_type, FrameType::AgentHello);
+            let (h, p) = read_frame(s).unwrap();
+            assert_eq!(
+                h.frame_type,
+                FrameType::AgentHello,
+                "{:?}",
+                spop_core::Disconnect::parse(&p)
+                    .map(|d| (d.status, String::from_utf8_lossy(d.message).to_string()))
+            );
         }
         for (i, s) in conns.iter_mut().enumerate() {
             s.write_all(&notify(i as u64, 1, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))

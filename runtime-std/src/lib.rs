@@ -6,14 +6,16 @@
 //! free: a connection whose peer does not read its ACKs blocks in its write and stops reading.
 //!
 //! The pieces that are not about threads ([`Session`], [`ServerConfig`], [`HandlerFactory`],
-//! [`LogLimiter`]) are shared with `runtime-uring`, so both runtimes drive the engine the same way.
+//! [`LogLimiter`], the connection-end log lines of [`report`]) are shared with `runtime-uring`, so both runtimes drive the engine the same way.
 
 mod config;
 mod limiter;
+mod report;
 mod server;
 mod session;
 
 pub use config::{HandlerFactory, ServerConfig};
 pub use limiter::LogLimiter;
-pub use server::{Server, ShutdownHandle};
+pub use report::{report, End};
+pub use server::{listen, Server, ShutdownHandle, FRAGMENT_CAPACITY, LISTEN_BACKLOG};
 pub use session::{Session, Step};

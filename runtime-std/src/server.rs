@@ -13,6 +13,7 @@ use spop_core::{Capabilities, Close, Error, Handler};
 use crate::config::{HandlerFactory, ServerConfig};
 use crate::limited_warn;
 use crate::limiter::LogLimiter;
+use crate::report::{report, End};
 use crate::session::{Session, Step};
 
 /// Reassembly capacity when fragmentation is on: HAProxy 2.x fragments a NOTIFY only when it is
@@ -23,8 +24,6 @@ const CONNECTION_STACK: usize = 256 * 1024;
 /// With fragmentation the engine holds its reassembly buffer inline, on the thread's stack.
 const FRAGMENTING_CONNECTION_STACK: usize = 2 * 1024 * 1024;
 
-/// Warnings about bad peers: at most this many lines a second.
-static PEER_WARNINGS: LogLimiter = LogLimiter::new(20);
 /// Warnings about accept failures and refused connections.
 static ACCEPT_WARNINGS: LogLimiter = LogLimiter::new(5);
 
@@ -76,7 +75,7 @@ impl Server {
         }
         let mut listeners = Vec::with_capacity(config.addresses.len());
         for addr in &config.addresses {
-            let listener = TcpListener::bind(addr)
+            let listener = listen(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push(listener);
         }
@@ -180,6 +179,28 @@ impl Server {
         }
         Ok(left)
     }
+}
+
+/// The accept queue asked of the kernel (capped by `net.core.somaxconn`). std's own `bind` asks
+/// for 128, which a HAProxy reload overflows: on reload every SPOE connection reopens at once,
+/// and connections beyond the queue wait for SYN-ACK retransmits (1 s, 2 s, 4 s...).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket with a deep accept queue, SO_REUSEADDR (restart while old connections are
+/// in TIME_WAIT), and IPv6 sockets v6-only so `0.0.0.0` and `::` can share a port.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
@@ -307,13 +328,6 @@ fn serve_with<H: Handler, const FRAG: usize>(
     }
 }
 
-/// How a connection ended, for its log line.
-enum End {
-    Closed(Close),
-    Eof,
-    Io(io::Error),
-}
-
 fn drive<H: Handler, const FRAG: usize>(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -385,28 +399,12 @@ fn drive<H: Handler, const FRAG: usize>(
         match step {
             Ok(Step::Close(close)) => break End::Closed(close),
             Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break End::WriteStalled
+            }
             Err(e) => break End::Io(e),
         }
     };
     let _ = stream.shutdown(Shutdown::Both);
     report(peer, id, &session, end);
-}
-
-fn report<const FRAG: usize>(peer: SocketAddr, id: u64, session: &Session<FRAG>, end: End) {
-    let acks = session.engine().stats().acks;
-    match end {
-        End::Closed(Close::Error(error)) => limited_warn!(
-            PEER_WARNINGS,
-            "{peer}: connection #{id} closed with AGENT-DISCONNECT status {}: {error}",
-            error.status()
-        ),
-        End::Closed(close) => log::debug!("{peer}: connection #{id} closed: {close} ({acks} ACKs)"),
-        End::Eof if session.buffered() > 0 => limited_warn!(
-            PEER_WARNINGS,
-            "{peer}: connection #{id} closed by the peer in the middle of a frame ({} bytes pending)",
-            session.buffered()
-        ),
-        End::Eof => log::debug!("{peer}: connection #{id} closed by the peer ({acks} ACKs)"),
-        End::Io(e) => log::debug!("{peer}: connection #{id} dropped: {e} ({acks} ACKs)"),
-    }
 }

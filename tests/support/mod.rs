@@ -54,7 +54,7 @@ impl Agent {
             .args(["--runtime", runtime])
             .args(listen)
             .args(args)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
