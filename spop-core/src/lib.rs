@@ -14,7 +14,7 @@
 //! - [`Engine`]: bytes in, [`Handler`] called per NOTIFY, bytes out, and [`Flow::Close`] when the
 //!   connection must end; every fault maps to its AGENT-DISCONNECT [`Status`].
 //!
-//! `Engine<0>` (no fragment reassembly, the default) is 112 bytes on x86_64; an engine with
+//! `Engine<0>` (no fragment reassembly, the default) is 96 bytes on x86_64; an engine with
 //! fragmentation adds its `FRAG`-byte reassembly buffer.
 //!
 //! ## Example: an agent loop on any byte transport

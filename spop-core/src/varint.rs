@@ -69,7 +69,9 @@ pub fn decode(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     let mut shift = 4u32;
     for (index, &byte) in bytes.enumerate() {
         let len = index + 2;
-        if len > MAX_LEN {
+        // A tenth byte that says "more follows" announces an 11th: no u64 is that long. Checked
+        // before the sum, which would otherwise report every such varint as an overflow.
+        if len >= MAX_LEN && byte >= 128 {
             return Err(DecodeError::VarintTooLong);
         }
         value += u128::from(byte) << shift;
