@@ -116,6 +116,7 @@ impl<'a> Action<'a> {
     }
 
     /// Encodes this action; on error nothing is left in `w`.
+    #[inline]
     pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         let start = w.position();
         let result = match *self {

@@ -13,21 +13,25 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Reads `buf` from its start.
+    #[inline]
     pub const fn new(buf: &'a [u8]) -> Self {
         Reader { rest: buf }
     }
 
     /// Whether every byte has been read.
+    #[inline]
     pub const fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
 
     /// The bytes not read yet.
+    #[inline]
     pub const fn rest(&self) -> &'a [u8] {
         self.rest
     }
 
     /// Reads `n` bytes.
+    #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let (head, tail) = self
             .rest
@@ -38,6 +42,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a fixed-size array.
+    #[inline]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let (head, tail) = self
             .rest
@@ -48,6 +53,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         let (&byte, tail) = self.rest.split_first().ok_or(DecodeError::Truncated)?;
         self.rest = tail;
@@ -55,25 +61,49 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a big-endian `u32`.
+    #[inline]
     pub fn u32_be(&mut self) -> Result<u32, DecodeError> {
         self.array().map(u32::from_be_bytes)
     }
 
     /// Reads a varint.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        if let Some((&first, tail)) = self.rest.split_first() {
+            if first < 240 {
+                self.rest = tail;
+                return Ok(u64::from(first));
+            }
+        }
         let (value, len) = varint::decode(self.rest)?;
         self.rest = self.rest.get(len..).unwrap_or_default();
         Ok(value)
     }
 
     /// Reads a bare string: a varint length, then that many bytes (no type byte).
+    #[inline]
     pub fn string(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
         self.take(len)
     }
 
+    /// Steps over a typed value without building it (for validation passes).
+    #[inline]
+    pub fn skip_typed(&mut self) -> Result<(), DecodeError> {
+        let type_byte = self.u8()?;
+        match type_byte & 0x0F {
+            0 | 1 => Ok(()),
+            2..=5 => self.varint().map(drop),
+            6 => self.take(4).map(drop),
+            7 => self.take(16).map(drop),
+            8 | 9 => self.string().map(drop),
+            reserved => Err(DecodeError::ReservedType(reserved)),
+        }
+    }
+
     /// Reads a typed value.
+    #[inline]
     pub fn typed(&mut self) -> Result<TypedData<'a>, DecodeError> {
         TypedData::decode(self)
     }
@@ -88,26 +118,31 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     /// Writes into `buf` from its start.
+    #[inline]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Writer { buf, pos: 0 }
     }
 
     /// Bytes written so far.
+    #[inline]
     pub const fn position(&self) -> usize {
         self.pos
     }
 
     /// Forgets everything written after `pos` (used to roll back a value that did not fit).
+    #[inline]
     pub fn truncate(&mut self, pos: usize) {
         self.pos = self.pos.min(pos);
     }
 
     /// The whole underlying buffer.
+    #[inline]
     pub fn buffer_mut(&mut self) -> &mut [u8] {
         self.buf
     }
 
     /// Appends bytes.
+    #[inline]
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         let end = self
             .pos
@@ -123,6 +158,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends one byte.
+    #[inline]
     pub fn u8(&mut self, byte: u8) -> Result<(), EncodeError> {
         let slot = self
             .buf
@@ -134,17 +170,24 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends a varint.
+    #[inline]
     pub fn varint(&mut self, value: u64) -> Result<(), EncodeError> {
+        // Ids, lengths and small values are one byte: skip building the 10-byte form.
+        if value < 240 {
+            return self.u8(value as u8);
+        }
         self.put(Varint::new(value).as_bytes())
     }
 
     /// Appends a bare string: varint length, bytes.
+    #[inline]
     pub fn string(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.varint(bytes.len() as u64)?;
         self.put(bytes)
     }
 
     /// Appends a typed value.
+    #[inline]
     pub fn typed(&mut self, value: &TypedData<'_>) -> Result<(), EncodeError> {
         value.encode(self)
     }

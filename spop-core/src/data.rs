@@ -100,6 +100,7 @@ impl<'a> TypedData<'a> {
     }
 
     /// Decodes one typed value.
+    #[inline]
     pub fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let type_byte = r.u8()?;
         Ok(match type_byte & 0x0F {
@@ -119,6 +120,7 @@ impl<'a> TypedData<'a> {
     }
 
     /// Encodes this value (flags are zero except BOOL's value bit).
+    #[inline]
     pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         let start = w.position();
         let result = self.encode_unchecked(w);
@@ -127,6 +129,8 @@ impl<'a> TypedData<'a> {
         }
         result
     }
+
+    #[inline]
 
     fn encode_unchecked(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         match *self {

@@ -166,6 +166,8 @@ impl FrameHeader {
         }
     }
 
+    #[inline]
+
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(FrameHeader {
             frame_type: FrameType::from(r.u8()?),
@@ -174,6 +176,8 @@ impl FrameHeader {
             frame_id: FrameId(r.varint()?),
         })
     }
+
+    #[inline]
 
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.u8(u8::from(self.frame_type))?;
@@ -194,6 +198,7 @@ pub enum Parsed<T> {
 
 /// The LENGTH prefix of the next frame, once the stream holds its 4 bytes. Check it against the
 /// limit before buffering anything (LESSONS.md 4).
+#[inline]
 pub fn peek_length(stream: &[u8]) -> Option<u32> {
     stream
         .first_chunk::<LENGTH_SIZE>()
@@ -216,6 +221,7 @@ pub enum LengthError {
 }
 
 /// Checks a LENGTH against the limit in force and the header's minimum size.
+#[inline]
 pub const fn check_length(length: u32, max: u32) -> Result<(), LengthError> {
     if length > max {
         Err(LengthError::TooBig { length, max })
@@ -261,6 +267,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Decodes a frame from the bytes after LENGTH.
+    #[inline]
     pub fn decode_body(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
         let mut r = Reader::new(body);
         let header = FrameHeader::decode(&mut r)?;
@@ -287,6 +294,7 @@ pub struct FrameWriter<'a> {
 
 impl<'a> FrameWriter<'a> {
     /// Starts a frame at the start of `out`.
+    #[inline]
     pub fn begin(out: &'a mut [u8], header: &FrameHeader) -> Result<Self, EncodeError> {
         let mut w = Writer::new(out);
         w.put(&[0; LENGTH_SIZE])?;
@@ -295,16 +303,19 @@ impl<'a> FrameWriter<'a> {
     }
 
     /// The payload cursor.
+    #[inline]
     pub fn payload(&mut self) -> &mut Writer<'a> {
         &mut self.w
     }
 
     /// The frame's LENGTH so far.
+    #[inline]
     pub fn length(&self) -> usize {
         self.w.position() - LENGTH_SIZE
     }
 
     /// Writes LENGTH and returns the whole frame's size, or refuses a frame above `max_len`.
+    #[inline]
     pub fn finish(mut self, max_len: u32) -> Result<usize, EncodeError> {
         let length = self.length();
         if length > max_len as usize {

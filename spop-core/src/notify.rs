@@ -20,16 +20,28 @@ pub struct Notify<'a> {
     /// The frame within the stream; the ACK echoes it.
     pub frame_id: FrameId,
     payload: &'a [u8],
+    /// The first message, found by the validation pass: HAProxy's NOTIFYs usually carry one, so
+    /// iterating does not walk it twice.
+    first: Option<Message<'a>>,
+    /// What follows the first message.
+    rest: &'a [u8],
 }
 
 impl<'a> Notify<'a> {
     /// Validates a LIST-OF-MESSAGES payload (a NOTIFY's, or the reassembly of its fragments).
+    #[inline]
     pub fn parse(
         stream_id: StreamId,
         frame_id: FrameId,
         payload: &'a [u8],
     ) -> Result<Self, DecodeError> {
         let mut r = Reader::new(payload);
+        let first = if r.is_empty() {
+            None
+        } else {
+            Some(read_message(&mut r)?)
+        };
+        let rest = r.rest();
         while !r.is_empty() {
             read_message(&mut r)?;
         }
@@ -37,19 +49,24 @@ impl<'a> Notify<'a> {
             stream_id,
             frame_id,
             payload,
+            first,
+            rest,
         })
     }
 
     /// Validates a NOTIFY frame's payload, taking the ids from its header.
+    #[inline]
     pub fn from_frame(frame: &Frame<'a>) -> Result<Self, DecodeError> {
         Notify::parse(frame.header.stream_id, frame.header.frame_id, frame.payload)
     }
 
     /// The messages, in frame order. HAProxy puts every message bound to the event in one NOTIFY;
     /// it may be empty (HAProxy 3.1 to 3.3 send such NOTIFYs).
+    #[inline]
     pub fn messages(&self) -> Messages<'a> {
         Messages {
-            r: Reader::new(self.payload),
+            first: self.first,
+            r: Reader::new(self.rest),
         }
     }
 
@@ -59,13 +76,14 @@ impl<'a> Notify<'a> {
     }
 }
 
+#[inline]
 fn read_message<'a>(r: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
     let name = r.string()?;
     let nb_args = r.u8()?;
     let start = r.rest();
     for _ in 0..nb_args {
         r.string()?;
-        r.typed()?;
+        r.skip_typed()?;
     }
     let used = start.len() - r.rest().len();
     Ok(Message {
@@ -78,12 +96,17 @@ fn read_message<'a>(r: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
 /// Iterator over the messages of a [`Notify`].
 #[derive(Clone, Debug)]
 pub struct Messages<'a> {
+    first: Option<Message<'a>>,
     r: Reader<'a>,
 }
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Message<'a>;
+    #[inline]
     fn next(&mut self) -> Option<Message<'a>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
         if self.r.is_empty() {
             return None;
         }
@@ -109,6 +132,7 @@ impl<'a> Message<'a> {
 
     /// The arguments, in order. Names may be empty (`args src` sends an unnamed argument) or
     /// repeated.
+    #[inline]
     pub fn args(&self) -> Args<'a> {
         Args {
             r: Reader::new(self.args),
@@ -140,6 +164,7 @@ pub struct Arg<'a> {
 
 impl<'a> Iterator for Args<'a> {
     type Item = Arg<'a>;
+    #[inline]
     fn next(&mut self) -> Option<Arg<'a>> {
         self.left = self.left.checked_sub(1)?;
         let name = self.r.string().ok()?;

@@ -58,6 +58,7 @@ pub fn encoded_len(value: u64) -> usize {
 ///
 /// `Truncated` means `buf` ended inside the varint; within a frame whose length is known that is an
 /// invalid frame, not a reason to wait for more bytes.
+#[inline]
 pub fn decode(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     let mut bytes = buf.iter();
     let first = *bytes.next().ok_or(DecodeError::Truncated)?;
