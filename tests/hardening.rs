@@ -389,3 +389,56 @@ fn sigterm_under_load_answers_every_notify_received() {
         }
     }
 }
+
+/// HAProxy reopens every SPOE connection at once on reload: 5,000 connections within a second,
+/// each saying HELLO and one NOTIFY, must all be answered.
+#[test]
+fn a_reload_burst_of_5000_connections_is_all_answered() {
+    const CONNECTIONS: usize = 5000;
+    const THREADS: usize = 8;
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &[]);
+        let rss_idle = agent.rss_kib();
+        let started = Instant::now();
+        let mut greeting = hello(16380);
+        greeting.extend(notify(1, 1, ip()));
+        let openers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (addr, greeting) = (agent.addr, greeting.clone());
+                thread::spawn(move || {
+                    (0..CONNECTIONS / THREADS)
+                        .map(|_| {
+                            let mut s = TcpStream::connect(addr).expect("connect");
+                            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                            s.write_all(&greeting).unwrap();
+                            s
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut conns: Vec<TcpStream> = openers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let opened = started.elapsed();
+        for s in &mut conns {
+            let (h, _) = read_frame(s).expect("AGENT-HELLO");
+            assert_eq!(h.frame_type, FrameType::AgentHello, "{runtime}");
+            let (h, p) = read_frame(s).expect("ACK");
+            check_score_ack(&h, &p);
+        }
+        let answered = started.elapsed();
+        let peak = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "burst, {runtime} runtime: {CONNECTIONS} connections opened in {opened:?}, all answered \
+             in {answered:?}; agent RSS idle {rss_idle} KiB, peak {peak} KiB"
+        );
+        assert_eq!(conns.len(), CONNECTIONS);
+    }
+}
