@@ -32,11 +32,19 @@ HAPROXY CONFIGURATION (see examples/haproxy/):
           option spop-check
 
 WORKERS (-n):
-  uring runtime: one io_uring executor per worker, each pinned to its own CPU and accepting
-    its own connections; more workers than CPUs is refused with a message.
+  uring runtime: one io_uring executor per worker, each pinned to its own CPU; executor 0
+    accepts and hands each connection to the executor with the fewest. More workers than
+    the CPUs this process may use is refused with a message (--runtime auto then runs std);
+    without -n, the uring runtime takes 5 or the number of usable CPUs, whichever is less.
   std runtime: every connection runs on its own thread; connections are spread over the
     workers round-robin, -n only sets how many groups there are (it does not bound threads).
   Each worker or connection draws scores from its own generator: no lock per request.
+
+RUNTIMES (--runtime):
+  uring needs Linux 5.8+, io_uring allowed (sysctl kernel.io_uring_disabled, seccomp: container
+  default profiles block it) and RLIMIT_MEMLOCK >= 512 KiB (systemd: LimitMEMLOCK=infinity;
+  shell: ulimit -l unlimited). --runtime uring exits with the reason when one is missing;
+  --runtime auto logs it and runs std.
 
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
@@ -60,9 +68,9 @@ pub struct Cli {
     #[arg(short = 'p', long = "port", default_value_t = 12345)]
     pub port: u16,
 
-    /// Number of workers (see WORKERS below).
-    #[arg(short = 'n', long = "workers", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
-    pub workers: u16,
+    /// Number of workers (see WORKERS below) [default: 5; uring: at most the usable CPUs].
+    #[arg(short = 'n', long = "workers", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 
     /// Address to listen on, IP or IP:PORT; repeatable. Default: 127.0.0.1 and ::1 only, since the
     /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface.
@@ -90,6 +98,17 @@ pub struct Cli {
     /// where the kernel allows it, else std with a log line saying why).
     #[arg(long = "runtime", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
+
+    /// uring runtime: busy-poll this many microseconds before an idle executor sleeps. Answers
+    /// a NOTIFY arriving within that time sooner, at the cost of a CPU kept busy per worker
+    /// (0: sleep at once).
+    #[arg(long = "spin-us", value_name = "N", default_value_t = 0)]
+    pub spin_us: u64,
+
+    /// Only check that the chosen runtime can run here: prints "uring available" (exit 0) or
+    /// why not (exit 1). For tests and install scripts.
+    #[arg(long = "check-runtime", hide = true)]
+    pub check_runtime: bool,
 
     /// Seed for the score generators, for reproducible scores (default: random at each start).
     #[arg(long = "seed")]
@@ -173,6 +192,9 @@ pub enum RuntimeChoice {
     Uring,
 }
 
+/// Workers when -n is not given (the C agent's default).
+pub const DEFAULT_WORKERS: u16 = 5;
+
 impl Cli {
     /// The addresses to bind.
     pub fn listen_addresses(&self) -> Vec<SocketAddr> {
@@ -201,6 +223,12 @@ impl Cli {
                 CapabilityArg::Fragmentation => acc | Capabilities::FRAGMENTATION,
                 CapabilityArg::None => acc,
             })
+    }
+
+    /// Busy-poll time before an idle uring executor sleeps, if any.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub fn spin(&self) -> Option<Duration> {
+        (self.spin_us > 0).then(|| Duration::from_micros(self.spin_us))
     }
 
     /// The processing delay, if any.
