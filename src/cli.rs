@@ -147,6 +147,19 @@ pub struct Cli {
     /// signal exits at once.
     #[arg(long = "shutdown-timeout", value_name = "SECS", default_value_t = 5.0)]
     pub shutdown_timeout: f64,
+
+    /// Accept connections only from this network (CIDR such as 10.0.0.0/8, or one address);
+    /// repeatable. Others are closed at accept with a log line. Default: anyone who can reach the
+    /// listen addresses, which are loopback only unless -a says otherwise.
+    #[arg(long = "allow-from", value_name = "CIDR", value_parser = parse_network)]
+    pub allow_from: Vec<ipnet::IpNet>,
+}
+
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("'{s}' is not a network (10.0.0.0/8, 2001:db8::/32) or an address"))
 }
 
 /// A `-a` value: an IP with or without a port.

@@ -153,7 +153,9 @@ fn run(cli: &Cli) -> Result<(), String> {
         frame_timeout: limit(cli.frame_timeout),
         write_timeout: limit(cli.write_timeout),
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout.max(0.0)),
+        allow_from: cli.allow_from.clone(),
     };
+    raise_open_files_limit(config.max_connections);
     let seed = cli.seed.unwrap_or_else(random_seed);
     let factory = Factory::new(seed, cli.delay());
 
@@ -240,6 +242,23 @@ fn watch_signals(stop: StopFn) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// Every connection is a descriptor: take the hard limit on open files (HAProxy reopens all its
+/// agent connections at once on reload), and say what the agent has.
+fn raise_open_files_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            log::info!("open files limit: {limit}");
+            if (limit as usize) < max_connections + 64 {
+                log::warn!(
+                    "open files limit {limit} is below --max-connections {max_connections}: \
+                     connections past it fail at accept (raise LimitNOFILE= / ulimit -Hn)"
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
 }
 
 /// A seed from the OS's randomness (std's hasher keys come from it).

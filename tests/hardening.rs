@@ -442,3 +442,47 @@ fn a_reload_burst_of_5000_connections_is_all_answered() {
         assert_eq!(conns.len(), CONNECTIONS);
     }
 }
+
+#[test]
+fn allow_from_closes_other_sources_at_accept() {
+    for runtime in runtimes() {
+        let refusing = Agent::start(
+            runtime,
+            &[
+                "--allow-from",
+                "10.0.0.0/8",
+                "--allow-from",
+                "2001:db8::/32",
+            ],
+        );
+        let mut s = refusing.connect();
+        let _ = s.write_all(&hello(16380));
+        assert!(
+            closed_within(&mut s, Duration::from_secs(5)),
+            "{runtime}: refused"
+        );
+        assert!(
+            refusing.wait_log("not in --allow-from", Duration::from_secs(5)),
+            "{runtime}"
+        );
+
+        let allowing = Agent::start(
+            runtime,
+            &["--allow-from", "10.0.0.0/8", "--allow-from", "127.0.0.1"],
+        );
+        let mut s = allowing.session();
+        assert_healthy(&mut s, 1);
+    }
+}
+
+#[test]
+fn startup_reports_the_open_files_limit() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &[]);
+        assert!(
+            agent.wait_log("open files limit", Duration::from_secs(5)),
+            "{runtime}: {:#?}",
+            agent.logs()
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! What both runtimes are given.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use spop_core::Handler;
@@ -34,6 +34,17 @@ pub struct ServerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a graceful shutdown waits for connections to finish.
     pub shutdown_timeout: Duration,
+    /// Networks allowed to connect; empty: everyone who can reach the listeners.
+    pub allow_from: Vec<ipnet::IpNet>,
+}
+
+impl ServerConfig {
+    /// Whether a peer may connect (an IPv4 peer on an IPv6 socket, `::ffff:a.b.c.d`, is matched
+    /// as IPv4).
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&peer))
+    }
 }
 
 impl Default for ServerConfig {
@@ -50,6 +61,7 @@ impl Default for ServerConfig {
             frame_timeout: Some(Duration::from_secs(5)),
             write_timeout: Some(Duration::from_secs(10)),
             shutdown_timeout: Duration::from_secs(5),
+            allow_from: Vec::new(),
         }
     }
 }

@@ -237,6 +237,10 @@ fn accept_loop<F: HandlerFactory>(
                 continue;
             }
         };
+        if !config.allows(peer.ip()) {
+            limited_warn!(ACCEPT_WARNINGS, "{peer}: refused, not in --allow-from");
+            continue;
+        }
         if shared.active.load(Ordering::SeqCst) >= config.max_connections {
             limited_warn!(
                 ACCEPT_WARNINGS,

@@ -613,6 +613,11 @@ async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<D
                 continue;
             }
         };
+        if !dispatch.worker.config.allows(peer.ip()) {
+            limited_warn!(ACCEPT_WARNINGS, "{peer}: refused, not in --allow-from");
+            drop(stream.bind_to_executor());
+            continue;
+        }
         if shared.active.load(Ordering::SeqCst) >= max_connections {
             limited_warn!(
                 ACCEPT_WARNINGS,
