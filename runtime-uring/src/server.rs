@@ -10,7 +10,6 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
@@ -26,9 +25,6 @@ static ACCEPT_WARNINGS: LogLimiter = LogLimiter::new(5);
 /// Accepted connections waiting in each executor's hand-off queue; the acceptor waits when one
 /// is full (a burst on HAProxy's reload), the kernel's backlog holds the rest.
 const HANDOFF_QUEUE: usize = 128;
-/// How often the accept loop looks at the stop flag, in case the wake-up connection of
-/// [`Server::run`] cannot get through.
-const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// How the executors run.
 #[derive(Clone, Debug)]
@@ -581,14 +577,10 @@ async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<D
     let shared = Arc::clone(&dispatch.worker.shared);
     let max_connections = dispatch.worker.config.max_connections;
     loop {
-        let accepted = future::or(async { Some(listener.shared_accept().await) }, async {
-            while !shared.stopping.load(Ordering::SeqCst) {
-                glommio::timer::sleep(STOP_POLL).await;
-            }
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { return };
+        // No timer races the accept: a pending timer costs every reactor loop of this executor
+        // (glommio processes its timer tree and allocates each time). At shutdown `Server::run`
+        // wakes this accept with a connection of its own instead.
+        let accepted = listener.shared_accept().await;
         let stream = match accepted {
             Ok(stream) => stream,
             Err(e) => {
