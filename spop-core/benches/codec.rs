@@ -1,7 +1,8 @@
 //! NOTIFY -> ACK round trip for the seed `check-client-ip` message, side by side in one run:
 //!
-//! - `notify+ack/spop-core/*`: `Frame::decode` -> `Notify::from_frame` -> first message, first
-//!   argument, then `AckWriter` (`set_var(sess, "ip_score", int32 42)`) into a reused `[u8; 64]`.
+//! - `notify+ack/spop-core/*`: `Frame::decode` -> `Notify::from_frame` -> the message named
+//!   `check-client-ip`, its first argument, then `AckWriter` (`set_var(sess, "ip_score", int32 42)`)
+//!   into a reused `[u8; 64]`.
 //! - `notify+ack/spop-crate/*`: the same through the published `spop` 0.13 crate's intended API
 //!   (`parse_frame` -> `Box<dyn SpopFrame>`, `Ack::new(..).set_var(..).serialize_into(&mut Vec)`).
 //! - `engine/feed/*`: the whole sans-io `Engine` (after a HAPROXY-HELLO), one NOTIFY per `feed`.
@@ -39,7 +40,10 @@ fn ours(notify: &[u8], out: &mut [u8; 64]) -> (IpAddr, usize) {
         panic!("frame");
     };
     let notify = Notify::from_frame(&frame).unwrap();
-    let message = notify.messages().next().unwrap();
+    let message = notify
+        .messages()
+        .find(|m| m.name == b"check-client-ip")
+        .unwrap();
     let ip = match message.args().next().unwrap().value {
         TypedData::Ipv4(a) => IpAddr::V4(a),
         TypedData::Ipv6(a) => IpAddr::V6(a),

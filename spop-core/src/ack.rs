@@ -19,7 +19,7 @@ pub struct AckWriter<'a> {
 impl<'a> AckWriter<'a> {
     /// Starts the ACK for NOTIFY (`stream_id`, `frame_id`) at the start of `out`; `max_frame_size`
     /// is the negotiated one.
-    #[inline]
+    #[inline(always)]
     pub fn new(
         out: &'a mut [u8],
         stream_id: StreamId,
@@ -40,7 +40,7 @@ impl<'a> AckWriter<'a> {
     }
 
     /// Appends SET-VAR: `<scope>.<var-prefix>.<name> = value`.
-    #[inline]
+    #[inline(always)]
     pub fn set_var(
         &mut self,
         scope: Scope,
@@ -51,13 +51,13 @@ impl<'a> AckWriter<'a> {
     }
 
     /// Appends UNSET-VAR.
-    #[inline]
+    #[inline(always)]
     pub fn unset_var(&mut self, scope: Scope, name: &[u8]) -> Result<(), EncodeError> {
         self.push(&Action::UnsetVar { scope, name })
     }
 
     /// Appends any action.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, action: &Action<'_>) -> Result<(), EncodeError> {
         let w = self.frame.payload();
         let start = w.position();
@@ -81,7 +81,7 @@ impl<'a> AckWriter<'a> {
     }
 
     /// Completes the frame; returns its size in bytes, LENGTH included.
-    #[inline]
+    #[inline(always)]
     pub fn finish(self) -> usize {
         // Every append was checked against `max_len`, so the only failure left is impossible.
         self.frame.finish(self.max_len).unwrap_or(0)

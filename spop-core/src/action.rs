@@ -116,16 +116,18 @@ impl<'a> Action<'a> {
     }
 
     /// Encodes this action; on error nothing is left in `w`.
-    #[inline]
+    #[inline(always)]
     pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         let start = w.position();
-        let result = match *self {
+        // Matched by reference: copying the whole `TypedData` out of `self` would read it back
+        // in pieces that straddle the bytes its producer stored (a store-forwarding stall).
+        let result = match self {
             Action::SetVar { scope, name, value } => w
-                .put(&[SET_VAR, 3, u8::from(scope)])
+                .put(&[SET_VAR, 3, u8::from(*scope)])
                 .and_then(|()| w.string(name))
-                .and_then(|()| w.typed(&value)),
+                .and_then(|()| w.typed(value)),
             Action::UnsetVar { scope, name } => w
-                .put(&[UNSET_VAR, 2, u8::from(scope)])
+                .put(&[UNSET_VAR, 2, u8::from(*scope)])
                 .and_then(|()| w.string(name)),
         };
         if result.is_err() {

@@ -13,25 +13,25 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Reads `buf` from its start.
-    #[inline]
+    #[inline(always)]
     pub const fn new(buf: &'a [u8]) -> Self {
         Reader { rest: buf }
     }
 
     /// Whether every byte has been read.
-    #[inline]
+    #[inline(always)]
     pub const fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
 
     /// The bytes not read yet.
-    #[inline]
+    #[inline(always)]
     pub const fn rest(&self) -> &'a [u8] {
         self.rest
     }
 
     /// Reads `n` bytes.
-    #[inline]
+    #[inline(always)]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let (head, tail) = self
             .rest
@@ -42,7 +42,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a fixed-size array.
-    #[inline]
+    #[inline(always)]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let (head, tail) = self
             .rest
@@ -53,7 +53,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one byte.
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         let (&byte, tail) = self.rest.split_first().ok_or(DecodeError::Truncated)?;
         self.rest = tail;
@@ -61,35 +61,55 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a big-endian `u32`.
-    #[inline]
+    #[inline(always)]
     pub fn u32_be(&mut self) -> Result<u32, DecodeError> {
         self.array().map(u32::from_be_bytes)
     }
 
     /// Reads a varint.
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
-        if let Some((&first, tail)) = self.rest.split_first() {
-            if first < 240 {
+        match self.rest.split_first() {
+            Some((&first, tail)) if first < 240 => {
                 self.rest = tail;
-                return Ok(u64::from(first));
+                Ok(u64::from(first))
+            }
+            _ => {
+                let (value, rest) = varint_long(self.rest)?;
+                self.rest = rest;
+                Ok(value)
             }
         }
-        let (value, len) = varint::decode(self.rest)?;
-        self.rest = self.rest.get(len..).unwrap_or_default();
-        Ok(value)
     }
 
     /// Reads a bare string: a varint length, then that many bytes (no type byte).
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = self.varint()?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
-        self.take(len)
+        match self.rest.split_first() {
+            // A length under 240 is its own one-byte varint.
+            Some((&first, tail)) if first < 240 => {
+                match tail.split_at_checked(usize::from(first)) {
+                    Some((head, rest)) => {
+                        self.rest = rest;
+                        Ok(head)
+                    }
+                    None => {
+                        self.rest = tail;
+                        Err(DecodeError::Truncated)
+                    }
+                }
+            }
+            _ => {
+                let (len, rest) = varint_long(self.rest)?;
+                self.rest = rest;
+                let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
+                self.take(len)
+            }
+        }
     }
 
     /// Steps over a typed value without building it (for validation passes).
-    #[inline]
+    #[inline(always)]
     pub fn skip_typed(&mut self) -> Result<(), DecodeError> {
         let type_byte = self.u8()?;
         match type_byte & 0x0F {
@@ -103,10 +123,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a typed value.
-    #[inline]
+    #[inline(always)]
     pub fn typed(&mut self) -> Result<TypedData<'a>, DecodeError> {
         TypedData::decode(self)
     }
+}
+
+/// A varint of two bytes or more (or none at all) and what follows it. Out of line, and taking
+/// the slice by value rather than the reader, so that inlined readers stay in registers.
+#[inline(never)]
+fn varint_long(buf: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
+    let (value, len) = varint::decode(buf)?;
+    Ok((value, buf.get(len..).unwrap_or_default()))
 }
 
 /// A cursor writing into a caller's buffer, never past `limit`.
@@ -118,19 +146,26 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     /// Writes into `buf` from its start.
-    #[inline]
+    #[inline(always)]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Writer { buf, pos: 0 }
     }
 
+    /// A writer whose first `pos` bytes are already written (`pos <= buf.len()`).
+    #[inline(always)]
+    pub(crate) fn at(buf: &'a mut [u8], pos: usize) -> Self {
+        debug_assert!(pos <= buf.len());
+        Writer { buf, pos }
+    }
+
     /// Bytes written so far.
-    #[inline]
+    #[inline(always)]
     pub const fn position(&self) -> usize {
         self.pos
     }
 
     /// Forgets everything written after `pos` (used to roll back a value that did not fit).
-    #[inline]
+    #[inline(always)]
     pub fn truncate(&mut self, pos: usize) {
         self.pos = self.pos.min(pos);
     }
@@ -142,7 +177,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends bytes.
-    #[inline]
+    #[inline(always)]
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         let end = self
             .pos
@@ -158,7 +193,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends one byte.
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self, byte: u8) -> Result<(), EncodeError> {
         let slot = self
             .buf
@@ -170,24 +205,30 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends a varint.
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self, value: u64) -> Result<(), EncodeError> {
         // Ids, lengths and small values are one byte: skip building the 10-byte form.
         if value < 240 {
             return self.u8(value as u8);
         }
+        self.varint_long(value)
+    }
+
+    /// Two bytes or more: out of line.
+    #[inline(never)]
+    fn varint_long(&mut self, value: u64) -> Result<(), EncodeError> {
         self.put(Varint::new(value).as_bytes())
     }
 
     /// Appends a bare string: varint length, bytes.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.varint(bytes.len() as u64)?;
         self.put(bytes)
     }
 
     /// Appends a typed value.
-    #[inline]
+    #[inline(always)]
     pub fn typed(&mut self, value: &TypedData<'_>) -> Result<(), EncodeError> {
         value.encode(self)
     }

@@ -35,7 +35,11 @@ pub enum DataType {
 }
 
 /// One typed value, borrowing strings and binaries from the frame.
+// `repr(C, u8)` puts every payload at offset 8, so an IPv6 address is two aligned words that
+// share their bytes with the other variants' fields: copies of it are not split into odd pieces
+// that straddle earlier stores (same size as the default layout: 24 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(C, u8)]
 pub enum TypedData<'a> {
     /// No value. In a SET-VAR it leaves the variable unset; in a NOTIFY it means the sample fetch
     /// failed (an absent header, an unset variable).
@@ -100,7 +104,7 @@ impl<'a> TypedData<'a> {
     }
 
     /// Decodes one typed value.
-    #[inline]
+    #[inline(always)]
     pub fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let type_byte = r.u8()?;
         Ok(match type_byte & 0x0F {
@@ -112,7 +116,8 @@ impl<'a> TypedData<'a> {
             4 => TypedData::Int64(r.varint()? as i64),
             5 => TypedData::Uint64(r.varint()?),
             6 => TypedData::Ipv4(Ipv4Addr::from(r.array::<4>()?)),
-            7 => TypedData::Ipv6(Ipv6Addr::from(r.array::<16>()?)),
+            // Through `u128`: the 16 bytes move as two words, not as odd-sized pieces.
+            7 => TypedData::Ipv6(Ipv6Addr::from(u128::from_be_bytes(r.array::<16>()?))),
             8 => TypedData::String(r.string()?),
             9 => TypedData::Binary(r.string()?),
             reserved => return Err(DecodeError::ReservedType(reserved)),
@@ -120,7 +125,7 @@ impl<'a> TypedData<'a> {
     }
 
     /// Encodes this value (flags are zero except BOOL's value bit).
-    #[inline]
+    #[inline(always)]
     pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         let start = w.position();
         let result = self.encode_unchecked(w);
@@ -130,8 +135,7 @@ impl<'a> TypedData<'a> {
         result
     }
 
-    #[inline]
-
+    #[inline(always)]
     fn encode_unchecked(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         match *self {
             TypedData::Null => w.u8(DataType::Null as u8),

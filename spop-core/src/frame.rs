@@ -166,19 +166,38 @@ impl FrameHeader {
         }
     }
 
-    #[inline]
+    /// Decodes the header at the start of `body`; returns it and the payload after it.
+    #[inline(always)]
+    fn decode(body: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
+        // Type, flags and two one-byte ids: one bounds check for the whole header.
+        match body.split_first_chunk::<7>() {
+            Some((&[t, f0, f1, f2, f3, s, i], payload)) if s < 240 && i < 240 => Ok((
+                FrameHeader {
+                    frame_type: FrameType::from(t),
+                    flags: Flags(u32::from_be_bytes([f0, f1, f2, f3])),
+                    stream_id: StreamId(u64::from(s)),
+                    frame_id: FrameId(u64::from(i)),
+                },
+                payload,
+            )),
+            _ => FrameHeader::decode_long(body),
+        }
+    }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(FrameHeader {
+    /// Any other header (multi-byte ids, or too short): out of line.
+    #[inline(never)]
+    fn decode_long(body: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
+        let mut r = Reader::new(body);
+        let header = FrameHeader {
             frame_type: FrameType::from(r.u8()?),
             flags: Flags(r.u32_be()?),
             stream_id: StreamId(r.varint()?),
             frame_id: FrameId(r.varint()?),
-        })
+        };
+        Ok((header, r.rest()))
     }
 
     #[inline]
-
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         w.u8(u8::from(self.frame_type))?;
         w.put(&self.flags.0.to_be_bytes())?;
@@ -253,6 +272,7 @@ pub enum FrameError {
 
 impl<'a> Frame<'a> {
     /// Splits the next frame off `stream`, enforcing `max_len` on LENGTH before looking further.
+    #[inline(always)]
     pub fn decode(stream: &'a [u8], max_len: u32) -> Result<Parsed<Frame<'a>>, FrameError> {
         let Some(length) = peek_length(stream) else {
             return Ok(Parsed::Partial);
@@ -267,14 +287,10 @@ impl<'a> Frame<'a> {
     }
 
     /// Decodes a frame from the bytes after LENGTH.
-    #[inline]
+    #[inline(always)]
     pub fn decode_body(body: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        let mut r = Reader::new(body);
-        let header = FrameHeader::decode(&mut r)?;
-        Ok(Frame {
-            header,
-            payload: r.rest(),
-        })
+        let (header, payload) = FrameHeader::decode(body)?;
+        Ok(Frame { header, payload })
     }
 
     /// Encodes this frame (any header, any payload bytes) into `out`; returns the bytes written.
@@ -294,28 +310,60 @@ pub struct FrameWriter<'a> {
 
 impl<'a> FrameWriter<'a> {
     /// Starts a frame at the start of `out`.
-    #[inline]
+    #[inline(always)]
     pub fn begin(out: &'a mut [u8], header: &FrameHeader) -> Result<Self, EncodeError> {
+        let (stream_id, frame_id) = (header.stream_id.0, header.frame_id.0);
+        let pos = match out.first_chunk_mut::<{ LENGTH_SIZE + 7 }>() {
+            // The usual header: LENGTH placeholder, type, flags and two one-byte ids, in one
+            // bounds check.
+            Some(dst) if stream_id < 240 && frame_id < 240 => {
+                let [f0, f1, f2, f3] = header.flags.0.to_be_bytes();
+                *dst = [
+                    0,
+                    0,
+                    0,
+                    0,
+                    u8::from(header.frame_type),
+                    f0,
+                    f1,
+                    f2,
+                    f3,
+                    stream_id as u8,
+                    frame_id as u8,
+                ];
+                LENGTH_SIZE + 7
+            }
+            _ => FrameWriter::begin_long(out, header)?,
+        };
+        Ok(FrameWriter {
+            w: Writer::at(out, pos),
+        })
+    }
+
+    /// Any other header (multi-byte ids, or a small buffer): out of line. Returns the position
+    /// after the header.
+    #[inline(never)]
+    fn begin_long(out: &mut [u8], header: &FrameHeader) -> Result<usize, EncodeError> {
         let mut w = Writer::new(out);
         w.put(&[0; LENGTH_SIZE])?;
         header.encode(&mut w)?;
-        Ok(FrameWriter { w })
+        Ok(w.position())
     }
 
     /// The payload cursor.
-    #[inline]
+    #[inline(always)]
     pub fn payload(&mut self) -> &mut Writer<'a> {
         &mut self.w
     }
 
     /// The frame's LENGTH so far.
-    #[inline]
+    #[inline(always)]
     pub fn length(&self) -> usize {
         self.w.position() - LENGTH_SIZE
     }
 
     /// Writes LENGTH and returns the whole frame's size, or refuses a frame above `max_len`.
-    #[inline]
+    #[inline(always)]
     pub fn finish(mut self, max_len: u32) -> Result<usize, EncodeError> {
         let length = self.length();
         if length > max_len as usize {

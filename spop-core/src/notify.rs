@@ -29,7 +29,7 @@ pub struct Notify<'a> {
 
 impl<'a> Notify<'a> {
     /// Validates a LIST-OF-MESSAGES payload (a NOTIFY's, or the reassembly of its fragments).
-    #[inline]
+    #[inline(always)]
     pub fn parse(
         stream_id: StreamId,
         frame_id: FrameId,
@@ -42,8 +42,8 @@ impl<'a> Notify<'a> {
             Some(read_message(&mut r)?)
         };
         let rest = r.rest();
-        while !r.is_empty() {
-            read_message(&mut r)?;
+        if !rest.is_empty() {
+            validate_messages(rest)?;
         }
         Ok(Notify {
             stream_id,
@@ -55,14 +55,14 @@ impl<'a> Notify<'a> {
     }
 
     /// Validates a NOTIFY frame's payload, taking the ids from its header.
-    #[inline]
+    #[inline(always)]
     pub fn from_frame(frame: &Frame<'a>) -> Result<Self, DecodeError> {
         Notify::parse(frame.header.stream_id, frame.header.frame_id, frame.payload)
     }
 
     /// The messages, in frame order. HAProxy puts every message bound to the event in one NOTIFY;
     /// it may be empty (HAProxy 3.1 to 3.3 send such NOTIFYs).
-    #[inline]
+    #[inline(always)]
     pub fn messages(&self) -> Messages<'a> {
         Messages {
             first: self.first,
@@ -76,7 +76,26 @@ impl<'a> Notify<'a> {
     }
 }
 
-#[inline]
+/// Validates the messages after the first (a NOTIFY usually has one: kept out of line).
+#[inline(never)]
+fn validate_messages(payload: &[u8]) -> Result<(), DecodeError> {
+    let mut r = Reader::new(payload);
+    while !r.is_empty() {
+        read_message(&mut r)?;
+    }
+    Ok(())
+}
+
+/// The next message of a validated list (the messages after the first) and what follows it.
+#[inline(never)]
+fn next_message(list: &[u8]) -> Option<(Message<'_>, &[u8])> {
+    let mut r = Reader::new(list);
+    // Validated by `Notify::parse`: an error cannot happen here and would end the list.
+    let message = read_message(&mut r).ok()?;
+    Some((message, r.rest()))
+}
+
+#[inline(always)]
 fn read_message<'a>(r: &mut Reader<'a>) -> Result<Message<'a>, DecodeError> {
     let name = r.string()?;
     let nb_args = r.u8()?;
@@ -102,7 +121,7 @@ pub struct Messages<'a> {
 
 impl<'a> Iterator for Messages<'a> {
     type Item = Message<'a>;
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Message<'a>> {
         if let Some(first) = self.first.take() {
             return Some(first);
@@ -110,8 +129,9 @@ impl<'a> Iterator for Messages<'a> {
         if self.r.is_empty() {
             return None;
         }
-        // Validated by `Notify::parse`: an error cannot happen here and would end the list.
-        read_message(&mut self.r).ok()
+        let (message, rest) = next_message(self.r.rest())?;
+        self.r = Reader::new(rest);
+        Some(message)
     }
 }
 
@@ -132,7 +152,7 @@ impl<'a> Message<'a> {
 
     /// The arguments, in order. Names may be empty (`args src` sends an unnamed argument) or
     /// repeated.
-    #[inline]
+    #[inline(always)]
     pub fn args(&self) -> Args<'a> {
         Args {
             r: Reader::new(self.args),
@@ -164,7 +184,7 @@ pub struct Arg<'a> {
 
 impl<'a> Iterator for Args<'a> {
     type Item = Arg<'a>;
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Arg<'a>> {
         self.left = self.left.checked_sub(1)?;
         let name = self.r.string().ok()?;
