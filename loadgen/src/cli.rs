@@ -1,0 +1,216 @@
+//! The command line of `spoa-loadgen`, also behind `cargo bench --bench latency`.
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::client::{self, LoadConfig, Shape};
+use crate::matrix::{self, MatrixConfig, ResponderLaunch, DEFAULT_RUNTIMES, DEFAULT_SHAPES};
+use crate::report::{self, Row};
+use crate::responder;
+
+const AFTER_HELP: &str = "\
+MODES:
+  spoa-loadgen [--agent target/release/spoa] [--runtimes std,uring,uring-spin]
+               [--shapes 1x1,1x32,4x16,32x1,256x1] [--duration SECS] [--warmup SECS] [--out DIR]
+      The matrix: every runtime (plus the canned responder) at every shape, each row against a
+      fresh agent process; writes DIR/latency.md and DIR/latency-<shape>.svg. Runtimes the agent
+      cannot run here (`spoa --runtime uring --check-runtime` fails) are skipped with a note.
+  spoa-loadgen --connect HOST:PORT --shape 4x16 [--agent-pid PID]
+      Loads an agent that is already running; prints the table on stdout.
+  spoa-loadgen --responder [--listen 127.0.0.1:0]
+      The canned responder alone (prints its address; exits when stdin closes).
+
+RUNTIMES: std (the agent's default workers), uring (one worker per CPU), uring-spin (uring with
+  --spin-us 50), uring-spin=<µs>.
+CANNED: the harness's own responder, run first at every shape in each --canned mode (epoll: one
+  thread for all connections; threads: a blocking thread per connection); `% of canned` is
+  relative to the faster of them at that shape.
+SHAPE: CONNECTIONSxDEPTH: connections, each keeping DEPTH NOTIFYs in flight (closed loop).";
+
+/// Plays HAProxy against a SPOA: closed-loop pipelined NOTIFYs, every ACK checked, latency
+/// percentiles and agent CPU per ACK, across runtimes and shapes.
+#[derive(Debug, Parser)]
+#[command(name = "spoa-loadgen", version, after_help = AFTER_HELP)]
+pub struct Args {
+    /// The agent binary [default: <cargo target dir>/release/spoa, else target/release/spoa].
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+
+    /// Agent runtimes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_RUNTIMES)]
+    pub runtimes: Vec<String>,
+
+    /// Shapes, comma-separated CONNECTIONSxDEPTH.
+    #[arg(long, alias = "shape", value_delimiter = ',', default_value = DEFAULT_SHAPES)]
+    pub shapes: Vec<Shape>,
+
+    /// Measured window per row, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub duration: f64,
+
+    /// Warm-up before each window, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub warmup: f64,
+
+    /// After a window, seconds NOTIFYs in flight may still wait for their ACK (then: errors).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub drain: f64,
+
+    /// Client event-loop threads (connections are spread over them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+
+    /// Output directory of latency.md and the SVG plots.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    pub out: PathBuf,
+
+    /// Run the whole matrix (this process, the agents and the responder, which inherit it) at
+    /// this nice value, e.g. -10 to keep background jobs (compilers) from adding their
+    /// scheduling delays to the numbers. Negative values need root or CAP_SYS_NICE.
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: Option<i32>,
+
+    /// Canned responder modes to run as the reference rows, comma-separated (epoll, threads).
+    #[arg(long, value_delimiter = ',', default_value = "epoll,threads")]
+    pub canned: Vec<responder::Mode>,
+
+    /// Leave out the canned responder rows (no "% of canned").
+    #[arg(long)]
+    pub no_canned: bool,
+
+    /// Load an agent that is already running instead of starting one.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "responder")]
+    pub connect: Option<String>,
+
+    /// With --connect: the agent's pid, for its CPU time per ACK.
+    #[arg(long, value_name = "PID", requires = "connect")]
+    pub agent_pid: Option<u32>,
+
+    /// Be the canned responder.
+    #[arg(long)]
+    pub responder: bool,
+
+    /// With --responder: epoll (one thread for all connections) or threads (one blocking
+    /// thread per connection).
+    #[arg(long, value_name = "MODE", default_value = "epoll")]
+    pub responder_mode: responder::Mode,
+
+    /// With --responder: where to listen.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, String> {
+    if (0.0..=3600.0).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("--{what} {v}: seconds from 0 to 3600"))
+    }
+}
+
+/// Runs the command line `args` (program name first); returns the exit code. `command` is how
+/// the report should show the command (default: the arguments as given).
+pub fn main<I, T>(args: I, command: Option<String>) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let parsed = match Args::try_parse_from(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let command = command.unwrap_or_else(|| {
+        let mut words: Vec<String> = args
+            .iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        words.insert(0, "spoa-loadgen".into());
+        words.join(" ")
+    });
+    match run(parsed, command) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("spoa-loadgen: {e}");
+            2
+        }
+    }
+}
+
+fn run(args: Args, command: String) -> Result<bool, String> {
+    if args.responder {
+        responder::run_standalone(args.listen, args.responder_mode)
+            .map_err(|e| format!("responder: {e}"))?;
+        return Ok(true);
+    }
+    if let Some(n) = args.nice {
+        crate::cpu::set_nice(n)?;
+    }
+    let warmup = secs(args.warmup, "warmup")?;
+    let duration = secs(args.duration, "duration")?;
+    let drain = secs(args.drain, "drain")?;
+    if duration.is_zero() {
+        return Err("--duration must be above 0".into());
+    }
+    if let Some(target) = &args.connect {
+        let addr = target
+            .to_socket_addrs()
+            .map_err(|e| format!("--connect {target}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--connect {target}: no address"))?;
+        let mut rows = Vec::new();
+        let mut clean = true;
+        for &shape in &args.shapes {
+            let config = LoadConfig {
+                warmup,
+                duration,
+                drain,
+                threads: usize::from(args.threads),
+                agent_pid: args.agent_pid,
+                ..LoadConfig::new(addr, shape)
+            };
+            let result = client::run(&config)?;
+            let row = Row {
+                runtime: target.clone(),
+                result,
+            };
+            eprintln!("{}", matrix::progress_line(&row));
+            clean &= row.result.errors == 0 && row.result.acks > 0;
+            rows.push(row);
+        }
+        print!("{}", report::table(&rows));
+        print!("{}", report::error_details(&rows));
+        return Ok(clean);
+    }
+    let config = MatrixConfig {
+        agent: args.agent.unwrap_or_else(crate::agent::default_agent_path),
+        runtimes: args.runtimes,
+        shapes: args.shapes,
+        warmup,
+        duration,
+        drain,
+        threads: usize::from(args.threads),
+        canned: if args.no_canned {
+            Vec::new()
+        } else {
+            args.canned
+        },
+        responder: ResponderLaunch {
+            exe: std::env::current_exe().map_err(|e| format!("own executable: {e}"))?,
+        },
+        out: args.out,
+        command,
+    };
+    let (md, clean) = matrix::run(&config)?;
+    println!("{md}");
+    Ok(clean)
+}
