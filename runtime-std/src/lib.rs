@@ -17,5 +17,5 @@ mod session;
 pub use config::{HandlerFactory, ServerConfig};
 pub use limiter::LogLimiter;
 pub use report::{report, End};
-pub use server::{listen, Server, ShutdownHandle, FRAGMENT_CAPACITY, LISTEN_BACKLOG};
+pub use server::{listen, wake_address, Server, ShutdownHandle, FRAGMENT_CAPACITY, LISTEN_BACKLOG};
 pub use session::{Session, Step};

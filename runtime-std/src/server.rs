@@ -204,8 +204,8 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
-/// loopback).
-fn wake_address(addr: SocketAddr) -> SocketAddr {
+/// loopback): how a runtime wakes its own accept loops at shutdown.
+pub fn wake_address(addr: SocketAddr) -> SocketAddr {
     let mut target = addr;
     if addr.ip().is_unspecified() {
         target.set_ip(match addr {
@@ -343,26 +343,10 @@ fn drive<H: Handler, const FRAG: usize>(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(config.write_timeout);
-    let opened = Instant::now();
-    let mut frame_started: Option<Instant> = None;
     let mut read_timeout: Option<Duration> = None;
 
     let end = loop {
-        // The deadline in force: the handshake's, then that of a frame under way; none between
-        // frames, since HAProxy keeps idle connections open in a pool.
-        let deadline = if session.engine().is_handshaking() {
-            config.hello_timeout.map(|t| opened + t)
-        } else if session.is_mid_frame() {
-            let started = *frame_started.get_or_insert_with(Instant::now);
-            config.frame_timeout.map(|t| started + t)
-        } else {
-            frame_started = None;
-            None
-        };
-        let wanted = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
+        let wanted = session.read_timeout(config);
         if wanted != read_timeout {
             let _ = stream.set_read_timeout(wanted);
             read_timeout = wanted;

@@ -1,8 +1,12 @@
 //! One connection's buffers around a [`spop_core::Engine`], independent of how bytes move: the
 //! std runtime drives it with blocking reads and writes, the uring runtime with async ones.
 
+use std::time::{Duration, Instant};
+
 use spop_core::frame::{peek_length, LENGTH_SIZE};
 use spop_core::{Close, Config, ConfigError, Engine, Error, Flow, Handler};
+
+use crate::config::ServerConfig;
 
 /// Input buffer at start: HAProxy's frames are small; it grows to fit any frame the engine accepts.
 const INITIAL_INPUT: usize = 4096;
@@ -34,6 +38,8 @@ pub struct Session<const FRAG: usize = 0> {
     output: Vec<u8>,
     pending: usize,
     bounded_acks: bool,
+    opened: Instant,
+    frame_started: Option<Instant>,
 }
 
 impl<const FRAG: usize> Session<FRAG> {
@@ -54,6 +60,8 @@ impl<const FRAG: usize> Session<FRAG> {
             output: vec![0; output],
             pending: 0,
             bounded_acks,
+            opened: Instant::now(),
+            frame_started: None,
         })
     }
 
@@ -75,6 +83,25 @@ impl<const FRAG: usize> Session<FRAG> {
     /// Whether part of a frame (or of a fragmented NOTIFY) is held: a frame timeout applies.
     pub fn is_mid_frame(&self) -> bool {
         self.filled > 0 || self.engine.is_reassembling()
+    }
+
+    /// How long the next read may wait: what is left of the handshake's time, then of the frame
+    /// under way; `None` between frames, since HAProxy keeps idle connections open in a pool.
+    /// When it passes, the runtime calls [`Session::abort`] with [`Error::Timeout`].
+    pub fn read_timeout(&mut self, config: &ServerConfig) -> Option<Duration> {
+        let deadline = if self.engine.is_handshaking() {
+            config.hello_timeout.map(|t| self.opened + t)
+        } else if self.is_mid_frame() {
+            let started = *self.frame_started.get_or_insert_with(Instant::now);
+            config.frame_timeout.map(|t| started + t)
+        } else {
+            self.frame_started = None;
+            None
+        };
+        deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        })
     }
 
     /// Bytes received but not yet part of a complete frame.

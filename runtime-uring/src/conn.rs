@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -111,29 +111,13 @@ async fn drive<H: Handler, const FRAG: usize>(
     let config = &worker.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(config.write_timeout);
-    let opened = Instant::now();
-    let mut frame_started: Option<Instant> = None;
     let mut read_timeout: Option<Duration> = None;
     // Once the executor stops: the read side is shut, what was received is still read and
     // answered, then end-of-input brings AGENT-DISCONNECT 0.
     let mut draining = false;
 
     loop {
-        // The deadline in force: the handshake's, then that of a frame under way; none between
-        // frames, since HAProxy keeps idle connections open in a pool.
-        let deadline = if session.engine().is_handshaking() {
-            config.hello_timeout.map(|t| opened + t)
-        } else if session.is_mid_frame() {
-            let started = *frame_started.get_or_insert_with(Instant::now);
-            config.frame_timeout.map(|t| started + t)
-        } else {
-            frame_started = None;
-            None
-        };
-        let wanted = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
+        let wanted = session.read_timeout(config);
         if wanted != read_timeout {
             let _ = stream.set_read_timeout(wanted);
             read_timeout = wanted;

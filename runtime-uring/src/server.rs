@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
-use runtime_std::{limited_warn, HandlerFactory, LogLimiter, ServerConfig};
+use runtime_std::{limited_warn, wake_address, HandlerFactory, LogLimiter, ServerConfig};
 use spop_core::Handler;
 
 use crate::conn::{Live, Worker};
@@ -334,19 +334,6 @@ fn join_all(threads: Vec<JoinHandle<usize>>) -> (usize, usize) {
             Ok(n) => (left + n, panicked),
             Err(_) => (left, panicked + 1),
         })
-}
-
-/// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
-/// loopback).
-fn wake_address(addr: SocketAddr) -> SocketAddr {
-    let mut target = addr;
-    if addr.ip().is_unspecified() {
-        target.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    target
 }
 
 /// A connection on its way from the acceptor to another executor.
