@@ -36,4 +36,24 @@ cargo build -p spop-core --target thumbv7em-none-eabihf --no-default-features --
 step "cargo test (workspace)"
 cargo test --workspace
 
+step "fuzzing: each cargo-fuzz target for ${FUZZ_SECONDS:=30} s, seeded with the captured vectors"
+if cargo +nightly --version >/dev/null 2>&1; then
+    command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    cargo test -p spop-core --test build_corpus -- --ignored
+    (
+        cd fuzz
+        for target in decode engine; do
+            cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 2>&1 |
+                grep -E 'stat::number_of_executed_units|Done|ERROR|panicked|SUMMARY' || true
+            # A finding leaves an artifact and a non-zero exit: fail on either.
+            if [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
+                echo "fuzz target $target found a crash: fuzz/artifacts/$target" >&2
+                exit 1
+            fi
+        done
+    )
+else
+    echo "*** SKIPPED: no nightly toolchain (rustup toolchain install nightly) for cargo-fuzz ***"
+fi
+
 step "all tests passed"

@@ -7,6 +7,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -484,5 +485,62 @@ fn startup_reports_the_open_files_limit() {
             "{runtime}: {:#?}",
             agent.logs()
         );
+    }
+}
+
+/// Out of descriptors (EMFILE), accept fails: the agent must back off, not spin, and serve again
+/// once descriptors are free.
+#[test]
+fn running_out_of_descriptors_does_not_spin_the_accept_loop() {
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("*** SKIPPED: prlimit (util-linux) not found ***");
+        return;
+    }
+    for runtime in runtimes() {
+        let agent = Agent::start_wrapped(
+            runtime,
+            &["prlimit", "--nofile=64:64"],
+            &["-a", "127.0.0.1", "-p", "0"],
+            &[],
+        );
+        // More connections than descriptors: the kernel completes them in the backlog, accept
+        // then fails with EMFILE.
+        let mut conns: Vec<TcpStream> = (0..100)
+            .filter_map(|_| TcpStream::connect(agent.addr).ok())
+            .collect();
+        for s in &mut conns {
+            let _ = s.write_all(&hello(16380));
+        }
+        thread::sleep(Duration::from_millis(500));
+        let before = agent.cpu_ticks();
+        thread::sleep(Duration::from_secs(2));
+        let spent = agent.cpu_ticks() - before;
+        // 100 ticks a second: a spinning accept loop would burn ~200 ticks in 2 s.
+        assert!(
+            spent < 40,
+            "{runtime}: {spent} ticks of CPU in 2 s while out of descriptors"
+        );
+        assert!(
+            agent.wait_log("accept failed", Duration::from_secs(5)),
+            "{runtime}: {:#?}",
+            agent.logs()
+        );
+        drop(conns);
+        thread::sleep(Duration::from_millis(500));
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = agent.connect();
+            if s.write_all(&hello(16380)).is_ok() {
+                if let Some((h, _)) = read_frame(&mut s) {
+                    assert_eq!(h.frame_type, FrameType::AgentHello, "{runtime}");
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < end,
+                "{runtime}: not serving again after descriptors were freed"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
     }
 }

@@ -50,7 +50,25 @@ impl Agent {
     }
 
     pub fn start_on(runtime: &'static str, listen: &[&str], args: &[&str]) -> Agent {
-        let mut child = Command::new(BIN)
+        Agent::start_wrapped(runtime, &[], listen, args)
+    }
+
+    /// Starts the agent through `wrapper` (for example `prlimit --nofile=64:64`).
+    pub fn start_wrapped(
+        runtime: &'static str,
+        wrapper: &[&str],
+        listen: &[&str],
+        args: &[&str],
+    ) -> Agent {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["--runtime", runtime])
             .args(listen)
             .args(args)
@@ -138,6 +156,24 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// CPU time (user + system) the agent has used so far, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the command name: state is field 3, utime 14, stime 15 (1-based).
+        let tick = |i: usize| {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        tick(14) + tick(15)
     }
 
     /// Resident memory of the agent in KiB, from /proc.
