@@ -179,13 +179,8 @@ async fn drive<H: Handler, const FRAG: usize>(
                 break Ok(step);
             }
         };
-        match step {
-            Ok(Step::Close(close)) => break End::Closed(close),
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                break End::WriteStalled
-            }
-            Err(e) => break End::Io(e),
+        if let Some(end) = End::after_batch(step) {
+            break end;
         }
     }
 }

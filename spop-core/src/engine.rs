@@ -11,6 +11,8 @@
 
 use core::fmt::Write as _;
 
+use heapless::Vec as FixedVec;
+
 use crate::ack::AckWriter;
 use crate::capabilities::Capabilities;
 use crate::error::Error;
@@ -173,7 +175,7 @@ enum Phase {
 #[derive(Debug)]
 struct Reassembly<const N: usize> {
     ids: Option<(StreamId, FrameId)>,
-    buf: heapless::Vec<u8, N>,
+    buf: FixedVec<u8, N>,
 }
 
 /// One connection's protocol state. `FRAG` is the fragment reassembly capacity in bytes (0: no
@@ -205,7 +207,7 @@ impl<const FRAG: usize> Engine<FRAG> {
             peer_capabilities: Capabilities::NONE,
             reassembly: Reassembly {
                 ids: None,
-                buf: heapless::Vec::new(),
+                buf: FixedVec::new(),
             },
             stats: Stats::default(),
             close: None,
