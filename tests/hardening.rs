@@ -544,3 +544,35 @@ fn running_out_of_descriptors_does_not_spin_the_accept_loop() {
         }
     }
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    for runtime in runtimes() {
+        // A NOTIFY whose answer takes 5 s (--processing-delay) keeps the drain waiting; the
+        // second signal must not wait for it.
+        let mut agent = Agent::start(runtime, &["--shutdown-timeout", "30", "-t", "5000"]);
+        let mut s = agent.session();
+        s.write_all(&notify(1, 1, ip())).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        agent.signal("TERM");
+        thread::sleep(Duration::from_millis(300));
+        assert!(
+            agent.child.try_wait().unwrap().is_none(),
+            "{runtime}: still draining"
+        );
+        let started = Instant::now();
+        agent.signal("TERM");
+        let status = agent
+            .wait_exit(Duration::from_secs(5))
+            .expect("exits at once");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{runtime}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !status.success(),
+            "{runtime}: the forced exit says so: {status:?}"
+        );
+    }
+}
