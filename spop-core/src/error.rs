@@ -66,12 +66,15 @@ pub enum EncodeError {
         /// The negotiated max-frame-size (LENGTH limit, the 4 length bytes excluded).
         max: u32,
     },
+    /// A message with more than 255 arguments: NB-ARGS is one byte.
+    TooManyArgs(usize),
 }
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::BufferTooSmall => f.write_str("output buffer too small"),
+            EncodeError::TooManyArgs(n) => write!(f, "{n} arguments, NB-ARGS holds at most 255"),
             EncodeError::FrameTooBig { max } => {
                 write!(f, "frame would exceed max-frame-size {max}")
             }

@@ -25,6 +25,31 @@ pub struct HaproxyHello<'a> {
 }
 
 impl<'a> HaproxyHello<'a> {
+    /// Encodes a HAPROXY-HELLO (for tools and tests that play HAProxy) with its keys in HAProxy's
+    /// order, leaving out absent ones; `healthcheck` is written only when true, as HAProxy does.
+    /// A `max-frame-size` above `u32::MAX` is sent as `u32::MAX` (it is a UINT32 on the wire).
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let mut f = FrameWriter::begin(out, &FrameHeader::connection(FrameType::HaproxyHello))?;
+        let w = f.payload();
+        if let Some(versions) = self.supported_versions {
+            kv::put(w, b"supported-versions", &TypedData::String(versions))?;
+        }
+        if let Some(size) = self.max_frame_size {
+            let size = u32::try_from(size).unwrap_or(u32::MAX);
+            kv::put(w, b"max-frame-size", &TypedData::Uint32(size))?;
+        }
+        if let Some(caps) = self.capabilities {
+            kv::put(w, b"capabilities", &TypedData::String(caps))?;
+        }
+        if let Some(id) = self.engine_id {
+            kv::put(w, b"engine-id", &TypedData::String(id))?;
+        }
+        if self.healthcheck {
+            kv::put(w, b"healthcheck", &TypedData::Bool(true))?;
+        }
+        f.finish(u32::MAX)
+    }
+
     /// Decodes a HAPROXY-HELLO payload.
     pub fn parse(payload: &'a [u8]) -> Result<Self, DecodeError> {
         let mut hello = HaproxyHello::default();

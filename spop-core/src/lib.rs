@@ -39,5 +39,5 @@ pub use frame::{
 };
 pub use hello::{AgentHello, Disconnect, HaproxyHello};
 pub use kv::KvList;
-pub use notify::{Arg, Args, Message, Messages, Notify};
+pub use notify::{Arg, Args, Message, Messages, Notify, NotifyWriter};
 pub use status::Status;

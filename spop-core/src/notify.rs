@@ -10,7 +10,66 @@
 use crate::codec::Reader;
 use crate::data::TypedData;
 use crate::error::DecodeError;
+use crate::error::EncodeError;
+use crate::frame::{Flags, FrameHeader, FrameType, FrameWriter};
 use crate::frame::{Frame, FrameId, StreamId};
+
+/// Builds one NOTIFY frame in place (for tools and tests that play HAProxy). Messages are
+/// appended in order; one that does not fit is refused whole, leaving a valid frame.
+#[derive(Debug)]
+pub struct NotifyWriter<'a> {
+    frame: FrameWriter<'a>,
+    max_len: u32,
+}
+
+impl<'a> NotifyWriter<'a> {
+    /// Starts a NOTIFY (FIN set) for (`stream_id`, `frame_id`) at the start of `out`;
+    /// `max_frame_size` is the negotiated one.
+    pub fn new(
+        out: &'a mut [u8],
+        stream_id: StreamId,
+        frame_id: FrameId,
+        max_frame_size: u32,
+    ) -> Result<Self, EncodeError> {
+        let header = FrameHeader {
+            frame_type: FrameType::Notify,
+            flags: Flags::FIN,
+            stream_id,
+            frame_id,
+        };
+        Ok(NotifyWriter {
+            frame: FrameWriter::begin(out, &header)?,
+            max_len: max_frame_size,
+        })
+    }
+
+    /// Appends a message: its name, NB-ARGS, then each argument's name and typed value.
+    pub fn message(&mut self, name: &[u8], args: &[Arg<'_>]) -> Result<(), EncodeError> {
+        let nb_args = u8::try_from(args.len()).map_err(|_| EncodeError::TooManyArgs(args.len()))?;
+        let w = self.frame.payload();
+        let start = w.position();
+        let written = w.string(name).and_then(|()| w.u8(nb_args)).and_then(|()| {
+            args.iter()
+                .try_for_each(|arg| w.string(arg.name).and_then(|()| w.typed(&arg.value)))
+        });
+        let result = match written {
+            Ok(()) if self.frame.length() > self.max_len as usize => {
+                Err(EncodeError::FrameTooBig { max: self.max_len })
+            }
+            other => other,
+        };
+        if result.is_err() {
+            self.frame.payload().truncate(start);
+        }
+        result
+    }
+
+    /// Completes the frame; returns its size in bytes, LENGTH included.
+    pub fn finish(self) -> usize {
+        // Every append was checked against `max_len`, so the only failure left is impossible.
+        self.frame.finish(self.max_len).unwrap_or(0)
+    }
+}
 
 /// A validated NOTIFY: its ids and a view over its messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

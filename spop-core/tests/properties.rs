@@ -260,6 +260,7 @@ proptest! {
                 Ok(()) => accepted.push(a.action()),
                 Err(spop_core::EncodeError::FrameTooBig { max: m }) => prop_assert_eq!(m, max),
                 Err(spop_core::EncodeError::BufferTooSmall) => {}
+                Err(other) => return Err(TestCaseError::fail(format!("an ACK cannot fail with {other}"))),
             }
         }
         prop_assert_eq!(w.len(), accepted.len());

@@ -9,9 +9,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use common::*;
 use spop_core::varint::{self, Varint};
 use spop_core::{
-    Ack, AckWriter, Action, AgentHello, DecodeError, Disconnect, EncodeError, Flags, Frame,
-    FrameError, FrameHeader, FrameId, FrameType, HaproxyHello, Notify, Parsed, Reader, Scope,
-    Status, StreamId, TypedData, Writer,
+    Ack, AckWriter, Action, AgentHello, Arg, DecodeError, Disconnect, EncodeError, Flags, Frame,
+    FrameError, FrameHeader, FrameId, FrameType, HaproxyHello, Notify, NotifyWriter, Parsed,
+    Reader, Scope, Status, StreamId, TypedData, Writer,
 };
 
 // =============================================================================================
@@ -1283,4 +1283,96 @@ fn frame_decode_rejects_a_header_that_does_not_fit_its_length() {
         Frame::decode(&bytes, 16380),
         Err(FrameError::Header(DecodeError::Truncated))
     );
+}
+
+// --- Encoders for HAProxy's side (tools and tests that play HAProxy) -------------------------
+
+/// Re-encodes a decoded HAPROXY-HELLO.
+fn reencode_hello(name: &str) -> Vec<u8> {
+    let bytes = vector(name);
+    let frame = Frame::decode_body(&bytes[4..]).unwrap();
+    let hello = HaproxyHello::parse(frame.payload).unwrap();
+    let mut out = vec![0u8; bytes.len() + 16];
+    let n = hello.encode(&mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn haproxy_hello_encoder_reproduces_haproxy_26_and_3x_bytes() {
+    for name in [
+        "haproxy-hello",
+        "haproxy-hello-healthcheck",
+        "haproxy-3.x/v31-haproxy-hello",
+        "haproxy-3.x/v34-haproxy-hello",
+        "haproxy-3.x/v31-haproxy-hello-healthcheck",
+    ] {
+        assert_eq!(reencode_hello(name), vector(name), "{name}");
+    }
+}
+
+/// Re-encodes a decoded NOTIFY message by message, argument by argument.
+fn reencode_notify(name: &str) -> Vec<u8> {
+    let bytes = vector(name);
+    let frame = Frame::decode_body(&bytes[4..]).unwrap();
+    let notify = Notify::from_frame(&frame).unwrap();
+    let mut out = vec![0u8; bytes.len() + 16];
+    let mut w = NotifyWriter::new(&mut out, notify.stream_id, notify.frame_id, 16380).unwrap();
+    for message in notify.messages() {
+        let args: Vec<_> = message.args().collect();
+        w.message(message.name, &args).unwrap();
+    }
+    let n = w.finish();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn notify_writer_reproduces_haproxy_26_and_3x_notifies() {
+    for name in [
+        "notify-ipv4",
+        "notify-ipv6",
+        "notify-types-ipv4",
+        "notify-types-ipv6",
+        "haproxy-3.x/v31-notify-ipv4",
+        "haproxy-3.x/v31-notify-ipv6",
+        "haproxy-3.x/v34-notify-ipv4",
+    ] {
+        assert_eq!(reencode_notify(name), vector(name), "{name}");
+    }
+}
+
+#[test]
+fn notify_writer_refuses_a_message_past_max_frame_size_whole() {
+    let mut out = [0u8; 1024];
+    let mut w = NotifyWriter::new(&mut out, StreamId(1), FrameId(1), 256).unwrap();
+    let small = [Arg {
+        name: b"",
+        value: TypedData::Ipv4(Ipv4Addr::LOCALHOST),
+    }];
+    w.message(b"check-client-ip", &small).unwrap();
+    let big = [Arg {
+        name: b"x",
+        value: TypedData::Binary(&[7; 300]),
+    }];
+    assert_eq!(
+        w.message(b"too-big", &big),
+        Err(EncodeError::FrameTooBig { max: 256 })
+    );
+    let n = w.finish();
+    assert_eq!(out[..n], vector("haproxy-3.x/v31-notify-ipv4")[..]);
+}
+
+#[test]
+fn notify_writer_refuses_more_than_255_arguments() {
+    let mut out = [0u8; 4096];
+    let mut w = NotifyWriter::new(&mut out, StreamId(1), FrameId(1), 4000).unwrap();
+    let args = vec![
+        Arg {
+            name: b"",
+            value: TypedData::Null
+        };
+        256
+    ];
+    assert_eq!(w.message(b"m", &args), Err(EncodeError::TooManyArgs(256)));
 }
