@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use spop_core::frame::{FrameWriter, LENGTH_SIZE};
+use spop_core::frame::LENGTH_SIZE;
 use spop_core::varint::Varint;
 use spop_core::{
-    Ack, Action, AgentHello, Flags, Frame, FrameHeader, FrameId, FrameType, Parsed, Scope,
+    Ack, Action, AgentHello, Flags, Frame, FrameId, FrameType, HaproxyHello, Parsed, Scope,
     StreamId, TypedData,
 };
 
@@ -25,20 +25,14 @@ pub const FRAME_ID: u64 = 1;
 /// HAPROXY-HELLO as HAProxy 3.x sends it: version 2.0, max-frame-size 16380, pipelining.
 pub fn haproxy_hello() -> Vec<u8> {
     let mut out = vec![0u8; 512];
-    let len = (|| {
-        let mut f =
-            FrameWriter::begin(&mut out, &FrameHeader::connection(FrameType::HaproxyHello))?;
-        let w = f.payload();
-        spop_core::kv::put(w, b"supported-versions", &TypedData::String(b"2.0"))?;
-        spop_core::kv::put(w, b"max-frame-size", &TypedData::Uint32(MAX_FRAME_SIZE))?;
-        spop_core::kv::put(w, b"capabilities", &TypedData::String(b"pipelining"))?;
-        spop_core::kv::put(
-            w,
-            b"engine-id",
-            &TypedData::String(b"5b3c1a2e-7d44-4c1e-9a57-6f0e0c1b2d3e"),
-        )?;
-        f.finish(MAX_FRAME_SIZE)
-    })()
+    let len = HaproxyHello {
+        supported_versions: Some(b"2.0"),
+        max_frame_size: Some(MAX_FRAME_SIZE.into()),
+        capabilities: Some(b"pipelining"),
+        engine_id: Some(b"5b3c1a2e-7d44-4c1e-9a57-6f0e0c1b2d3e"),
+        healthcheck: false,
+    }
+    .encode(&mut out)
     .unwrap_or(0);
     out.truncate(len);
     out
@@ -315,6 +309,7 @@ impl CannedReplies {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use spop_core::FrameHeader;
 
     fn frame_of(bytes: &[u8]) -> Frame<'_> {
         match next_frame(bytes).unwrap() {

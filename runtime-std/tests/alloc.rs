@@ -14,7 +14,7 @@ use std::time::Duration;
 use runtime_std::{HandlerFactory, Server, ServerConfig};
 use spop_core::frame::LENGTH_SIZE;
 use spop_core::{
-    AckWriter, Flags, Frame, FrameHeader, FrameId, FrameType, FrameWriter, Handler, Message, Scope,
+    AckWriter, Arg, Frame, FrameId, FrameType, Handler, HaproxyHello, Message, NotifyWriter, Scope,
     StreamId, TypedData,
 };
 
@@ -156,36 +156,30 @@ fn a_connection_thread_allocates_nothing_per_notify() {
 
 fn hello() -> Vec<u8> {
     let mut out = vec![0u8; 1024];
-    let mut f =
-        FrameWriter::begin(&mut out, &FrameHeader::connection(FrameType::HaproxyHello)).unwrap();
-    let items: [(&[u8], TypedData<'_>); 2] = [
-        (b"supported-versions", TypedData::String(b"2.0")),
-        (b"max-frame-size", TypedData::Uint32(16380)),
-    ];
-    for (k, v) in &items {
-        spop_core::kv::put(f.payload(), k, v).unwrap();
+    let n = HaproxyHello {
+        supported_versions: Some(b"2.0"),
+        max_frame_size: Some(16380),
+        ..HaproxyHello::default()
     }
-    let n = f.finish(u32::MAX).unwrap();
+    .encode(&mut out)
+    .unwrap();
     out.truncate(n);
     out
 }
 
 fn notify() -> Vec<u8> {
     let mut out = vec![0u8; 256];
-    let header = FrameHeader {
-        frame_type: FrameType::Notify,
-        flags: Flags::FIN,
-        stream_id: StreamId(1),
-        frame_id: FrameId(1),
-    };
-    let mut f = FrameWriter::begin(&mut out, &header).unwrap();
-    let w = f.payload();
-    w.string(b"check-client-ip").unwrap();
-    w.u8(1).unwrap();
-    w.string(b"").unwrap();
-    w.typed(&TypedData::Ipv4(std::net::Ipv4Addr::new(192, 0, 2, 1)))
-        .unwrap();
-    let n = f.finish(u32::MAX).unwrap();
+    let mut w = NotifyWriter::new(&mut out, StreamId(1), FrameId(1), u32::MAX).unwrap();
+    let ip = TypedData::Ipv4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    w.message(
+        b"check-client-ip",
+        &[Arg {
+            name: b"",
+            value: ip,
+        }],
+    )
+    .unwrap();
+    let n = w.finish();
     out.truncate(n);
     out
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use spop_core::frame::{FrameWriter, LENGTH_SIZE};
 use spop_core::{
-    Ack, Action, Disconnect, Frame, FrameHeader, FrameId, FrameType, Scope, Status, StreamId,
-    TypedData,
+    Ack, Action, Arg, Disconnect, Frame, FrameHeader, FrameId, FrameType, HaproxyHello,
+    NotifyWriter, Scope, Status, StreamId, TypedData,
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spoa");
@@ -198,17 +198,21 @@ impl Drop for Agent {
 
 /// A HAPROXY-HELLO as HAProxy 2.6 sends it, with `max-frame-size` set.
 pub fn hello(max_frame_size: u32) -> Vec<u8> {
-    hello_with(&[
-        (b"supported-versions", TypedData::String(b"2.0")),
-        (b"max-frame-size", TypedData::Uint32(max_frame_size)),
-        (b"capabilities", TypedData::String(b"pipelining,async")),
-        (
-            b"engine-id",
-            TypedData::String(b"00c6af8f-2e5d-40b6-9651-21edb52e7009"),
-        ),
-    ])
+    encoded(|out| {
+        HaproxyHello {
+            supported_versions: Some(b"2.0"),
+            max_frame_size: Some(max_frame_size.into()),
+            capabilities: Some(b"pipelining,async"),
+            engine_id: Some(b"00c6af8f-2e5d-40b6-9651-21edb52e7009"),
+            healthcheck: false,
+        }
+        .encode(out)
+        .unwrap()
+    })
 }
 
+/// A HAPROXY-HELLO with exactly these items, in this order (for the handshake faults: missing or
+/// odd keys that `HaproxyHello::encode` would not write).
 pub fn hello_with(items: &[(&[u8], TypedData<'_>)]) -> Vec<u8> {
     let mut out = vec![0u8; 4096];
     let mut f =
@@ -232,22 +236,21 @@ pub fn notify_message(
     name: &[u8],
     args: &[(&[u8], TypedData<'_>)],
 ) -> Vec<u8> {
+    let args: Vec<Arg<'_>> = args
+        .iter()
+        .map(|&(name, value)| Arg { name, value })
+        .collect();
+    encoded(|out| {
+        let mut w = NotifyWriter::new(out, StreamId(stream), FrameId(frame), u32::MAX).unwrap();
+        w.message(name, &args).unwrap();
+        w.finish()
+    })
+}
+
+/// Runs an encoder over a scratch buffer and keeps the bytes it wrote.
+fn encoded(encode: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
     let mut out = vec![0u8; 65536];
-    let header = FrameHeader {
-        frame_type: FrameType::Notify,
-        flags: spop_core::Flags::FIN,
-        stream_id: StreamId(stream),
-        frame_id: FrameId(frame),
-    };
-    let mut f = FrameWriter::begin(&mut out, &header).unwrap();
-    let w = f.payload();
-    w.string(name).unwrap();
-    w.u8(args.len() as u8).unwrap();
-    for (k, v) in args {
-        w.string(k).unwrap();
-        w.typed(v).unwrap();
-    }
-    let n = f.finish(u32::MAX).unwrap();
+    let n = encode(&mut out);
     out.truncate(n);
     out
 }

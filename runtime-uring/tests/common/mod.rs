@@ -10,8 +10,8 @@ use runtime_std::{HandlerFactory, ServerConfig};
 use runtime_uring::{Server, ShutdownHandle, UringOptions};
 use spop_core::frame::LENGTH_SIZE;
 use spop_core::{
-    AckWriter, Disconnect, Flags, Frame, FrameHeader, FrameId, FrameType, FrameWriter, Handler,
-    Message, Scope, StreamId, TypedData,
+    AckWriter, Arg, Disconnect, Frame, FrameHeader, FrameId, FrameType, Handler, HaproxyHello,
+    Message, NotifyWriter, Scope, StreamId, TypedData,
 };
 
 /// Whether io_uring works here; tests that need it return early (with a note) when not.
@@ -98,17 +98,14 @@ pub fn session(addr: SocketAddr) -> TcpStream {
 
 pub fn hello(max_frame_size: u32) -> Vec<u8> {
     let mut out = vec![0u8; 1024];
-    let mut f =
-        FrameWriter::begin(&mut out, &FrameHeader::connection(FrameType::HaproxyHello)).unwrap();
-    let items: [(&[u8], TypedData<'_>); 3] = [
-        (b"supported-versions", TypedData::String(b"2.0")),
-        (b"max-frame-size", TypedData::Uint32(max_frame_size)),
-        (b"capabilities", TypedData::String(b"pipelining")),
-    ];
-    for (k, v) in &items {
-        spop_core::kv::put(f.payload(), k, v).unwrap();
+    let n = HaproxyHello {
+        supported_versions: Some(b"2.0"),
+        max_frame_size: Some(max_frame_size.into()),
+        capabilities: Some(b"pipelining"),
+        ..HaproxyHello::default()
     }
-    let n = f.finish(u32::MAX).unwrap();
+    .encode(&mut out)
+    .unwrap();
     out.truncate(n);
     out
 }
@@ -121,20 +118,17 @@ pub fn notify(stream: u64, frame: u64) -> Vec<u8> {
 /// A NOTIFY with one message `name` carrying an IPv4 address.
 pub fn notify_named(stream: u64, frame: u64, name: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; 256];
-    let header = FrameHeader {
-        frame_type: FrameType::Notify,
-        flags: Flags::FIN,
-        stream_id: StreamId(stream),
-        frame_id: FrameId(frame),
-    };
-    let mut f = FrameWriter::begin(&mut out, &header).unwrap();
-    let w = f.payload();
-    w.string(name).unwrap();
-    w.u8(1).unwrap();
-    w.string(b"").unwrap();
-    w.typed(&TypedData::Ipv4(std::net::Ipv4Addr::new(192, 0, 2, 1)))
-        .unwrap();
-    let n = f.finish(u32::MAX).unwrap();
+    let mut w = NotifyWriter::new(&mut out, StreamId(stream), FrameId(frame), u32::MAX).unwrap();
+    let ip = TypedData::Ipv4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    w.message(
+        name,
+        &[Arg {
+            name: b"",
+            value: ip,
+        }],
+    )
+    .unwrap();
+    let n = w.finish();
     out.truncate(n);
     out
 }
