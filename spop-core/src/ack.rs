@@ -4,7 +4,7 @@
 use crate::action::{Action, Actions, Scope};
 use crate::data::TypedData;
 use crate::error::EncodeError;
-use crate::frame::{Flags, Frame, FrameHeader, FrameId, FrameType, FrameWriter, StreamId};
+use crate::frame::{Frame, FrameHeader, FrameId, FrameType, FrameWriter, StreamId};
 
 /// Builds one ACK frame in place. Actions are appended in order; one that does not fit (the
 /// negotiated max-frame-size or the buffer) is refused whole, so the frame never holds a truncated
@@ -26,12 +26,7 @@ impl<'a> AckWriter<'a> {
         frame_id: FrameId,
         max_frame_size: u32,
     ) -> Result<Self, EncodeError> {
-        let header = FrameHeader {
-            frame_type: FrameType::Ack,
-            flags: Flags::FIN,
-            stream_id,
-            frame_id,
-        };
+        let header = FrameHeader::fin(FrameType::Ack, stream_id, frame_id);
         Ok(AckWriter {
             frame: FrameWriter::begin(out, &header)?,
             max_len: max_frame_size,
