@@ -156,17 +156,6 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
-    /// A header with FIN set for a stream's frame (NOTIFY, ACK): whole frames, no fragments.
-    #[inline(always)]
-    pub const fn fin(frame_type: FrameType, stream_id: StreamId, frame_id: FrameId) -> Self {
-        FrameHeader {
-            frame_type,
-            flags: Flags::FIN,
-            stream_id,
-            frame_id,
-        }
-    }
-
     /// A header with FIN set and both ids 0, as HELLO and DISCONNECT frames carry.
     pub const fn connection(frame_type: FrameType) -> Self {
         FrameHeader {

@@ -11,8 +11,8 @@ use crate::codec::Reader;
 use crate::data::TypedData;
 use crate::error::DecodeError;
 use crate::error::EncodeError;
+use crate::frame::{Flags, FrameHeader, FrameType, FrameWriter};
 use crate::frame::{Frame, FrameId, StreamId};
-use crate::frame::{FrameHeader, FrameType, FrameWriter};
 
 /// Builds one NOTIFY frame in place (for tools and tests that play HAProxy). Messages are
 /// appended in order; one that does not fit is refused whole, leaving a valid frame.
@@ -31,7 +31,12 @@ impl<'a> NotifyWriter<'a> {
         frame_id: FrameId,
         max_frame_size: u32,
     ) -> Result<Self, EncodeError> {
-        let header = FrameHeader::fin(FrameType::Notify, stream_id, frame_id);
+        let header = FrameHeader {
+            frame_type: FrameType::Notify,
+            flags: Flags::FIN,
+            stream_id,
+            frame_id,
+        };
         Ok(NotifyWriter {
             frame: FrameWriter::begin(out, &header)?,
             max_len: max_frame_size,
