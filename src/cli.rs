@@ -79,7 +79,10 @@ pub struct Cli {
 
     /// Largest frame the agent accepts, in bytes (256 and up). The size used is the smaller of
     /// this and HAProxy's offer (tune.bufsize - 4); the default takes any tune.bufsize up to 64 KiB
-    /// without fragmentation.
+    /// without fragmentation. With a larger tune.bufsize, raise -m to tune.bufsize - 4: below
+    /// HAProxy's offer and without -c fragmentation, HAProxy 2.6 answers a NOTIFY too large for
+    /// the agent with DISCONNECT status 10 and reconnects in a loop (the agent logs a warning
+    /// when HAProxy offers more than -m).
     #[arg(short = 'm', long = "max-frame-size", default_value_t = spop_core::DEFAULT_MAX_FRAME_SIZE, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_frame_size: u32,
 

@@ -213,6 +213,47 @@ fn a_peer_dribbling_one_byte_every_100ms_is_cut_off() {
     }
 }
 
+/// The frame timeout is per frame: a busy peer whose writes never end on a frame boundary (every
+/// read stops half-way into the next NOTIFY) is never cut, however long it goes on.
+#[test]
+fn a_busy_connection_whose_reads_end_mid_frame_is_not_timed_out() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &["--frame-timeout", "0.3"]);
+        let mut s = agent.session();
+        let frames: Vec<Vec<u8>> = (1..=60).map(|stream| notify(stream, 1, ip())).collect();
+        let half = frames[0].len() / 2;
+        s.write_all(&frames[0][..half]).unwrap();
+        let started = Instant::now();
+        for (i, frame) in frames.iter().enumerate() {
+            // Well within the timeout for each frame; 60 of them last 5x the timeout.
+            thread::sleep(Duration::from_millis(25));
+            let mut chunk = frame[half..].to_vec();
+            if let Some(next) = frames.get(i + 1) {
+                chunk.extend_from_slice(&next[..half]);
+            }
+            s.write_all(&chunk).unwrap();
+            let (h, p) = read_frame(&mut s)
+                .unwrap_or_else(|| panic!("{runtime}: closed before the ACK of NOTIFY {i}"));
+            assert_eq!(
+                h.frame_type,
+                FrameType::Ack,
+                "{runtime}: NOTIFY {i}, {:?} after the first byte: not an ACK (AGENT-DISCONNECT {})",
+                started.elapsed(),
+                if h.frame_type == FrameType::AgentDisconnect {
+                    disconnect_status(&h, &p)
+                } else {
+                    0
+                }
+            );
+            assert_eq!(h.stream_id.0, i as u64 + 1, "{runtime}: ACK ids");
+            assert_eq!(h.frame_id.0, 1, "{runtime}: ACK ids");
+            check_score_ack(&h, &p);
+        }
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        assert_healthy(&mut s, 100);
+    }
+}
+
 #[test]
 fn idle_connections_between_frames_are_never_timed_out() {
     for runtime in runtimes() {

@@ -372,3 +372,57 @@ fn fragmented_notify_is_reassembled_into_one_ack() {
         check_score_ack(&h, &p);
     }
 }
+
+/// HAProxy offering more than `-m` (a tune.bufsize above the agent's limit) is worth one warning:
+/// larger NOTIFYs would need fragmentation, which HAProxy 2.6 turns into a reconnect loop.
+#[test]
+fn an_offer_above_max_frame_size_is_warned_about_once() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &["-m", "1024"]);
+        for _ in 0..3 {
+            let mut s = agent.connect();
+            s.write_all(&hello(16380)).unwrap();
+            let (h, p) = read_frame(&mut s).unwrap();
+            assert_eq!(h.frame_type, FrameType::AgentHello);
+            assert_eq!(
+                spop_core::AgentHello::parse(&p).unwrap().max_frame_size,
+                1024
+            );
+        }
+        assert!(
+            agent.wait_log(
+                "HAProxy offered max-frame-size 16380",
+                Duration::from_secs(5)
+            ),
+            "{runtime}: no warning in {:?}",
+            agent.logs()
+        );
+        thread::sleep(Duration::from_millis(200));
+        let warnings = agent
+            .logs()
+            .iter()
+            .filter(|l| l.contains("offered max-frame-size"))
+            .count();
+        assert_eq!(warnings, 1, "{runtime}: {:?}", agent.logs());
+    }
+}
+
+#[test]
+fn an_offer_within_max_frame_size_is_not_warned_about() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &[]);
+        let mut s = agent.session();
+        s.write_all(&notify(0, 1, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))
+            .unwrap();
+        let (h, p) = read_frame(&mut s).unwrap();
+        check_score_ack(&h, &p);
+        assert!(
+            !agent
+                .logs()
+                .iter()
+                .any(|l| l.contains("offered max-frame-size")),
+            "{runtime}: {:?}",
+            agent.logs()
+        );
+    }
+}

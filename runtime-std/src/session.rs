@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use spop_core::frame::{peek_length, LENGTH_SIZE};
-use spop_core::{Close, Config, ConfigError, Engine, Error, Flow, Handler};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use spop_core::{Capabilities, Close, Config, ConfigError, Engine, Error, Flow, Handler};
 
 use crate::config::ServerConfig;
 
@@ -12,6 +14,29 @@ use crate::config::ServerConfig;
 const INITIAL_INPUT: usize = 4096;
 /// Output buffer when the handler bounds its ACKs: room for dozens of ACKs per write.
 const BOUNDED_OUTPUT: usize = 4096;
+
+/// Whether the larger-offer warning was logged: once per process is enough to point at the
+/// setting, and HAProxy opens many connections with the same offer.
+static OFFER_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// HAProxy offered a larger max-frame-size than the agent takes: NOTIFYs between the two sizes
+/// need fragmentation, and HAProxy 2.6 turns an agent without it into a status-10 reconnect loop.
+fn warn_if_offer_exceeds_cap<const FRAG: usize>(engine: &Engine<FRAG>) {
+    let (offered, used) = (engine.peer_max_frame_size(), engine.max_frame_size());
+    if offered > used
+        && !engine
+            .config()
+            .capabilities
+            .contains(Capabilities::FRAGMENTATION)
+        && !OFFER_WARNED.swap(true, Ordering::Relaxed)
+    {
+        log::warn!(
+            "HAProxy offered max-frame-size {offered}, above the agent's limit of {used}: a NOTIFY \
+             larger than {used} bytes cannot be received (HAProxy 2.x then disconnects with status \
+             10 and reconnects); raise the agent's max-frame-size to {offered} (logged once)"
+        );
+    }
+}
 
 /// What the runtime does after [`Session::process`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,11 +138,18 @@ impl<const FRAG: usize> Session<FRAG> {
     pub fn process<H: Handler>(&mut self, handler: &mut H) -> Step {
         let input = self.input.get(..self.filled).unwrap_or_default();
         let out = self.output.get_mut(self.pending..).unwrap_or_default();
+        let handshaking = self.engine.is_handshaking();
         let progress = self.engine.feed(input, out, handler);
+        if handshaking && !self.engine.is_handshaking() {
+            warn_if_offer_exceeds_cap(&self.engine);
+        }
         self.pending += progress.written;
         if progress.consumed > 0 {
             self.input.copy_within(progress.consumed..self.filled, 0);
             self.filled -= progress.consumed;
+            // The frame timeout is per frame: a frame was consumed, so what is left started
+            // with the last read (a busy peer's reads rarely end on a frame boundary).
+            self.frame_started = None;
         }
         match progress.flow {
             Flow::NeedInput => {

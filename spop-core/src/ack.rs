@@ -18,7 +18,8 @@ pub struct AckWriter<'a> {
 
 impl<'a> AckWriter<'a> {
     /// Starts the ACK for NOTIFY (`stream_id`, `frame_id`) at the start of `out`; `max_frame_size`
-    /// is the negotiated one.
+    /// is the negotiated one. Fails when `out` cannot hold the header, or when the header alone
+    /// exceeds `max_frame_size`.
     #[inline(always)]
     pub fn new(
         out: &'a mut [u8],
@@ -34,8 +35,15 @@ impl<'a> AckWriter<'a> {
             stream_id,
             frame_id,
         };
+        let frame = FrameWriter::begin(out, &header)?;
+        // An ACK header alone above the size: refused here, so `finish` cannot fail later.
+        if frame.length() > max_frame_size as usize {
+            return Err(EncodeError::FrameTooBig {
+                max: max_frame_size,
+            });
+        }
         Ok(AckWriter {
-            frame: FrameWriter::begin(out, &header)?,
+            frame,
             max_len: max_frame_size,
             actions: 0,
         })

@@ -34,6 +34,9 @@ pub enum DataType {
     Binary = 9,
 }
 
+/// The flags nibble of a true BOOL.
+const BOOL_TRUE: u8 = 0x10;
+
 /// One typed value, borrowing strings and binaries from the frame.
 // `repr(C, u8)` puts every payload at offset 8, so an IPv6 address is two aligned words that
 // share their bytes with the other variants' fields: copies of it are not split into odd pieces
@@ -44,12 +47,15 @@ pub enum TypedData<'a> {
     /// No value. In a SET-VAR it leaves the variable unset; in a NOTIFY it means the sample fetch
     /// failed (an absent header, an unset variable).
     Null,
-    /// A boolean.
+    /// A boolean: true when the flags nibble of the type byte is exactly 1, as HAProxy reads it
+    /// (`0x11` is true; `0x01`, and also `0x31`, are false).
     Bool(bool),
-    /// A 32-bit signed integer, sent as the varint of its 32-bit pattern (so -5 is 4294967291).
-    /// HAProxy does not sign-extend it: send negative numbers as [`TypedData::Int64`].
+    /// A 32-bit signed integer, sent sign-extended to 64 bits: HAProxy decodes every integer type
+    /// into one signed 64-bit sample (SPOE.txt §3.1), so -5 sent as its 32-bit pattern would be
+    /// stored as 4294967291. A wider value is refused when decoding.
     Int32(i32),
-    /// A 32-bit unsigned integer (HAProxy's `max-frame-size` and `status-code`).
+    /// A 32-bit unsigned integer (HAProxy's `max-frame-size` and `status-code`); a wider value is
+    /// refused when decoding.
     Uint32(u32),
     /// A 64-bit signed integer, as the varint of its two's complement; every integer HAProxy
     /// sends in a NOTIFY is of this type.
@@ -87,7 +93,7 @@ impl<'a> TypedData<'a> {
     /// complement), the way HAProxy reads integer-valued KV items.
     pub const fn as_u64(&self) -> Option<u64> {
         match *self {
-            TypedData::Int32(v) => Some(v as u32 as u64),
+            TypedData::Int32(v) => Some(v as i64 as u64),
             TypedData::Uint32(v) => Some(v as u64),
             TypedData::Int64(v) => Some(v as u64),
             TypedData::Uint64(v) => Some(v),
@@ -109,10 +115,15 @@ impl<'a> TypedData<'a> {
         let type_byte = r.u8()?;
         Ok(match type_byte & 0x0F {
             0 => TypedData::Null,
-            1 => TypedData::Bool(type_byte & 0x10 != 0),
-            // Truncation is deliberate: it reads both the 32-bit pattern and a sign-extended form.
-            2 => TypedData::Int32(r.varint()? as u32 as i32),
-            3 => TypedData::Uint32(r.varint()? as u32),
+            1 => TypedData::Bool(type_byte & 0xF0 == BOOL_TRUE),
+            2 => TypedData::Int32(
+                i32::try_from(r.varint()? as i64)
+                    .map_err(|_| DecodeError::IntegerOutOfRange(DataType::Int32))?,
+            ),
+            3 => TypedData::Uint32(
+                u32::try_from(r.varint()?)
+                    .map_err(|_| DecodeError::IntegerOutOfRange(DataType::Uint32))?,
+            ),
             4 => TypedData::Int64(r.varint()? as i64),
             5 => TypedData::Uint64(r.varint()?),
             6 => TypedData::Ipv4(Ipv4Addr::from(r.array::<4>()?)),
@@ -139,10 +150,10 @@ impl<'a> TypedData<'a> {
     fn encode_unchecked(&self, w: &mut Writer<'_>) -> Result<(), EncodeError> {
         match *self {
             TypedData::Null => w.u8(DataType::Null as u8),
-            TypedData::Bool(v) => w.u8(DataType::Bool as u8 | if v { 0x10 } else { 0 }),
+            TypedData::Bool(v) => w.u8(DataType::Bool as u8 | if v { BOOL_TRUE } else { 0 }),
             TypedData::Int32(v) => {
                 w.u8(DataType::Int32 as u8)?;
-                w.varint(u64::from(v as u32))
+                w.varint(i64::from(v) as u64)
             }
             TypedData::Uint32(v) => {
                 w.u8(DataType::Uint32 as u8)?;

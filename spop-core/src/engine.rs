@@ -17,8 +17,8 @@ use crate::ack::AckWriter;
 use crate::capabilities::Capabilities;
 use crate::error::Error;
 use crate::frame::{
-    check_length, peek_length, Frame, FrameId, FrameType, LengthError, StreamId, LENGTH_SIZE,
-    MIN_MAX_FRAME_SIZE,
+    split, Frame, FrameId, FrameType, LengthError, Parsed, StreamId, LENGTH_SIZE,
+    MAX_FRAME_SIZE_LIMIT, MIN_MAX_FRAME_SIZE,
 };
 use crate::hello::{offers_version_2, AgentHello, Disconnect, HaproxyHello, VERSION};
 use crate::logging::debug;
@@ -186,17 +186,20 @@ pub struct Engine<const FRAG: usize = 0> {
     phase: Phase,
     max_frame_size: u32,
     peer_capabilities: Capabilities,
+    peer_max_frame_size: u32,
     reassembly: Reassembly<FRAG>,
     stats: Stats,
     close: Option<Close>,
 }
 
 impl<const FRAG: usize> Engine<FRAG> {
-    /// A new connection, waiting for HAPROXY-HELLO.
-    pub fn new(config: Config) -> Result<Self, ConfigError> {
+    /// A new connection, waiting for HAPROXY-HELLO. A `max_frame_size` above
+    /// [`MAX_FRAME_SIZE_LIMIT`] is taken as that limit.
+    pub fn new(mut config: Config) -> Result<Self, ConfigError> {
         if config.max_frame_size < MIN_MAX_FRAME_SIZE {
             return Err(ConfigError::MaxFrameSizeTooSmall(config.max_frame_size));
         }
+        config.max_frame_size = config.max_frame_size.min(MAX_FRAME_SIZE_LIMIT);
         if FRAG == 0 && config.capabilities.contains(Capabilities::FRAGMENTATION) {
             return Err(ConfigError::NoReassemblyBuffer);
         }
@@ -205,6 +208,7 @@ impl<const FRAG: usize> Engine<FRAG> {
             phase: Phase::Hello,
             max_frame_size: config.max_frame_size,
             peer_capabilities: Capabilities::NONE,
+            peer_max_frame_size: 0,
             reassembly: Reassembly {
                 ids: None,
                 buf: FixedVec::new(),
@@ -221,6 +225,17 @@ impl<const FRAG: usize> Engine<FRAG> {
         self.max_frame_size
     }
 
+    /// The configuration in force (`max_frame_size` capped as [`Engine::new`] says).
+    pub const fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Input bytes a caller must be able to buffer for [`Engine::feed`] to see any frame this
+    /// engine accepts whole: `max_frame_size() + 4` (LENGTH included).
+    pub const fn input_capacity(&self) -> usize {
+        self.max_frame_size as usize + LENGTH_SIZE
+    }
+
     /// Whether HAPROXY-HELLO is still awaited (for a handshake timeout).
     pub fn is_handshaking(&self) -> bool {
         self.phase == Phase::Hello
@@ -234,6 +249,13 @@ impl<const FRAG: usize> Engine<FRAG> {
     /// Whether part of a fragmented NOTIFY is held (for a frame timeout).
     pub fn is_reassembling(&self) -> bool {
         self.reassembly.ids.is_some()
+    }
+
+    /// The max-frame-size HAProxy offered in its HELLO (0 before it; offers above `u32::MAX`
+    /// saturate). An offer above the agent's own limit is worth a warning: HAProxy 2.x then
+    /// fragments larger NOTIFYs, and without FRAGMENTATION it reports status 10 and reconnects.
+    pub const fn peer_max_frame_size(&self) -> u32 {
+        self.peer_max_frame_size
     }
 
     /// What HAProxy announced in its HELLO.
@@ -266,6 +288,11 @@ impl<const FRAG: usize> Engine<FRAG> {
     /// otherwise the flow is [`Flow::NeedOutput`].
     /// A frame's LENGTH is checked as soon as its 4 bytes are in, before the runtime buffers
     /// anything more of it.
+    ///
+    /// Input room is the caller's part of the contract: a frame is handled only once it is whole
+    /// in `input`, so the caller must be able to hold [`Engine::input_capacity`] bytes (one
+    /// frame of the largest accepted size). With less, a large frame never completes: size the
+    /// buffer from [`Config::max_frame_size`], or lower that to fit the buffer.
     pub fn feed<H: Handler>(&mut self, input: &[u8], out: &mut [u8], handler: &mut H) -> Progress {
         let mut consumed = 0;
         let mut written = 0;
@@ -282,30 +309,27 @@ impl<const FRAG: usize> Engine<FRAG> {
                 break Flow::Close(close);
             }
             let rest = input.get(consumed..).unwrap_or_default();
-            let Some(length) = peek_length(rest) else {
-                break Flow::NeedInput;
-            };
             let free = out.get_mut(written..).unwrap_or_default();
-            if let Err(fault) = check_length(length, self.max_frame_size) {
-                // The AGENT-DISCONNECT needs room too: flush earlier replies first.
-                if free.len() < room && written > 0 {
-                    break Flow::NeedOutput;
+            let (body, total) = match split(rest, self.max_frame_size) {
+                Ok(Parsed::Complete(body, total)) => (body, total),
+                Ok(Parsed::Partial) => break Flow::NeedInput,
+                Err(fault) => {
+                    // The AGENT-DISCONNECT needs room too: flush earlier replies first.
+                    if free.len() < room && written > 0 {
+                        break Flow::NeedOutput;
+                    }
+                    let error = match fault {
+                        LengthError::TooBig { length, max } => Error::FrameTooBig { length, max },
+                        LengthError::TooShort(length) => Error::Malformed {
+                            frame: rest
+                                .get(LENGTH_SIZE)
+                                .map_or(FrameType::Unset, |&t| t.into()),
+                            cause: DecodeError::FrameTooShort(length),
+                        },
+                    };
+                    written += self.abort(error, free);
+                    continue;
                 }
-                let error = match fault {
-                    LengthError::TooBig { length, max } => Error::FrameTooBig { length, max },
-                    LengthError::TooShort(length) => Error::Malformed {
-                        frame: rest
-                            .get(LENGTH_SIZE)
-                            .map_or(FrameType::Unset, |&t| t.into()),
-                        cause: DecodeError::FrameTooShort(length),
-                    },
-                };
-                written += self.abort(error, free);
-                continue;
-            }
-            let total = LENGTH_SIZE + length as usize;
-            let Some(body) = rest.get(LENGTH_SIZE..total) else {
-                break Flow::NeedInput;
             };
             if free.len() < room && written > 0 {
                 break Flow::NeedOutput;
@@ -437,6 +461,7 @@ impl<const FRAG: usize> Engine<FRAG> {
         let n = reply.encode(out).map_err(|_| Error::OutputTooSmall)?;
         self.max_frame_size = negotiated;
         self.peer_capabilities = Capabilities::parse(hello.capabilities.unwrap_or_default());
+        self.peer_max_frame_size = u32::try_from(offered).unwrap_or(u32::MAX);
         debug!(
             "-> AGENT-HELLO max-frame-size={} (offered {}) capabilities={} healthcheck={}",
             negotiated, offered, self.config.capabilities, hello.healthcheck

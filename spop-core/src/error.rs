@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::data::DataType;
 use crate::frame::FrameType;
 use crate::status::Status;
 
@@ -28,6 +29,8 @@ pub enum DecodeError {
     },
     /// A frame whose LENGTH cannot hold the fixed header (type, flags, two varints): under 7.
     FrameTooShort(u32),
+    /// An INT32 or UINT32 whose varint does not fit its type: refused rather than wrapped.
+    IntegerOutOfRange(DataType),
 }
 
 impl DecodeError {
@@ -51,6 +54,7 @@ impl fmt::Display for DecodeError {
             DecodeError::FrameTooShort(len) => {
                 write!(f, "frame length {len} below the 7-byte header")
             }
+            DecodeError::IntegerOutOfRange(t) => write!(f, "{t:?} value out of range"),
         }
     }
 }

@@ -224,6 +224,34 @@ pub fn peek_length(stream: &[u8]) -> Option<u32> {
         .map(|b| u32::from_be_bytes(*b))
 }
 
+/// The largest max-frame-size this crate works with: a frame's LENGTH plus its 4 length bytes
+/// must fit in `usize` on every target, 32-bit microcontrollers included. HAProxy offers
+/// `tune.bufsize - 4`, far below it.
+pub const MAX_FRAME_SIZE_LIMIT: u32 = if (usize::MAX as u64) < u32::MAX as u64 {
+    (usize::MAX - LENGTH_SIZE) as u32
+} else {
+    u32::MAX - LENGTH_SIZE as u32
+};
+
+/// Cuts the next frame off the start of a byte stream: its body (everything after LENGTH) and
+/// how many bytes it takes, LENGTH included. LENGTH is checked against `max_len` (capped at
+/// [`MAX_FRAME_SIZE_LIMIT`]) as soon as its 4 bytes are in, before anything more of the frame is
+/// awaited. The one place where a stream is split into frames: [`Frame::decode`] and the engine
+/// both use it.
+#[inline(always)]
+pub fn split(stream: &[u8], max_len: u32) -> Result<Parsed<&[u8]>, LengthError> {
+    let Some(length) = peek_length(stream) else {
+        return Ok(Parsed::Partial);
+    };
+    check_length(length, max_len.min(MAX_FRAME_SIZE_LIMIT))?;
+    // No overflow: LENGTH is at most MAX_FRAME_SIZE_LIMIT.
+    let total = LENGTH_SIZE + length as usize;
+    Ok(match stream.get(LENGTH_SIZE..total) {
+        Some(body) => Parsed::Complete(body, total),
+        None => Parsed::Partial,
+    })
+}
+
 /// A frame LENGTH that cannot be accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -274,16 +302,13 @@ impl<'a> Frame<'a> {
     /// Splits the next frame off `stream`, enforcing `max_len` on LENGTH before looking further.
     #[inline(always)]
     pub fn decode(stream: &'a [u8], max_len: u32) -> Result<Parsed<Frame<'a>>, FrameError> {
-        let Some(length) = peek_length(stream) else {
-            return Ok(Parsed::Partial);
-        };
-        check_length(length, max_len).map_err(FrameError::Length)?;
-        let total = LENGTH_SIZE + length as usize;
-        let Some(body) = stream.get(LENGTH_SIZE..total) else {
-            return Ok(Parsed::Partial);
-        };
-        let frame = Frame::decode_body(body).map_err(FrameError::Header)?;
-        Ok(Parsed::Complete(frame, total))
+        match split(stream, max_len).map_err(FrameError::Length)? {
+            Parsed::Complete(body, total) => {
+                let frame = Frame::decode_body(body).map_err(FrameError::Header)?;
+                Ok(Parsed::Complete(frame, total))
+            }
+            Parsed::Partial => Ok(Parsed::Partial),
+        }
     }
 
     /// Decodes a frame from the bytes after LENGTH.

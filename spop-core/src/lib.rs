@@ -36,6 +36,7 @@ pub use engine::{
 pub use error::{DecodeError, EncodeError, Error};
 pub use frame::{
     Flags, Frame, FrameError, FrameHeader, FrameId, FrameType, FrameWriter, Parsed, StreamId,
+    MAX_FRAME_SIZE_LIMIT,
 };
 pub use hello::{AgentHello, Disconnect, HaproxyHello};
 pub use kv::KvList;

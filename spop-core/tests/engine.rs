@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use spop_core::{
     AgentHello, Capabilities, Close, Config, ConfigError, DecodeError, Engine, Error, Flags, Flow,
-    FrameType, Progress, Status, DEFAULT_MAX_FRAME_SIZE,
+    FrameType, Progress, Status, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT,
 };
 
 const OUT: usize = 70_000;
@@ -121,6 +121,42 @@ fn engine_negotiates_the_smaller_of_its_cap_and_haproxys_offer() {
         assert_eq!(hello.max_frame_size, expected, "cap {cap} offer {offer}");
         assert_eq!(e.max_frame_size(), expected, "cap {cap} offer {offer}");
     }
+}
+
+#[test]
+fn engine_remembers_haproxys_offer_even_when_it_answers_less() {
+    let mut e = engine_with(65532, Capabilities::PIPELINING);
+    assert_eq!(e.peer_max_frame_size(), 0);
+    feed(&mut e, &hello_with(b"2.0", 98300, b"pipelining"));
+    assert_eq!(e.peer_max_frame_size(), 98300);
+    assert_eq!(e.max_frame_size(), 65532);
+}
+
+#[test]
+fn engine_caps_a_max_frame_size_whose_frames_could_not_be_addressed() {
+    let e = engine_with(u32::MAX, Capabilities::PIPELINING);
+    assert_eq!(e.max_frame_size(), MAX_FRAME_SIZE_LIMIT);
+    // A frame of the largest size and its LENGTH bytes fit in usize on this target.
+    assert_eq!(e.input_capacity(), MAX_FRAME_SIZE_LIMIT as usize + 4);
+}
+
+#[test]
+fn engine_with_the_largest_cap_refuses_length_ffffffff_with_status_3() {
+    let mut e = engine_with(u32::MAX, Capabilities::PIPELINING);
+    let (status, close) = fault(&mut e, &hex("ffffffff 01 00000001 00 00"));
+    assert_eq!(status, 3);
+    assert!(
+        matches!(error_of(close), Error::FrameTooBig { .. }),
+        "{close:?}"
+    );
+}
+
+#[test]
+fn engine_input_capacity_is_one_frame_of_the_size_in_force() {
+    let mut e = engine_with(2044, Capabilities::PIPELINING);
+    assert_eq!(e.input_capacity(), 2048);
+    feed(&mut e, &hello_with(b"2.0", 1020, b"pipelining"));
+    assert_eq!(e.input_capacity(), 1024);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use common::*;
 use spop_core::varint::{self, Varint};
 use spop_core::{
-    Ack, AckWriter, Action, AgentHello, Arg, DecodeError, Disconnect, EncodeError, Flags, Frame,
-    FrameError, FrameHeader, FrameId, FrameType, HaproxyHello, Notify, NotifyWriter, Parsed,
+    Ack, AckWriter, Action, AgentHello, Arg, DataType, DecodeError, Disconnect, EncodeError, Flags,
+    Frame, FrameError, FrameHeader, FrameId, FrameType, HaproxyHello, Notify, NotifyWriter, Parsed,
     Reader, Scope, Status, StreamId, TypedData, Writer,
 };
 
@@ -157,7 +157,14 @@ fn typed_data_encodes_each_type_as_spop_md_shows() {
         (TypedData::Bool(true), "11"),
         (TypedData::Bool(false), "01"),
         (TypedData::Int32(42), "02 2a"),
-        (TypedData::Int32(-5), "02 fb f0 fe fe 7e"),
+        // Sign-extended: HAProxy reads every integer type as one signed 64-bit value.
+        (TypedData::Int32(-5), "02 fb f0 fe fe fe fe fe fe fe 0e"),
+        (
+            TypedData::Int32(i32::MIN),
+            "02 f0 f1 fe fe be fe fe fe fe 0e",
+        ),
+        (TypedData::Int32(i32::MAX), "02 ff f0 fe fe 3e"),
+        (TypedData::Uint32(u32::MAX), "03 ff f0 fe fe 7e"),
         (TypedData::Uint32(16380), "03 fc f0 06"),
         (TypedData::Int64(-1), "04 ff f0 fe fe fe fe fe fe fe 0e"),
         (TypedData::Int64(1000), "04 f8 2f"),
@@ -184,6 +191,70 @@ fn typed_data_encodes_each_type_as_spop_md_shows() {
         assert_eq!(encode_typed(value), hex(bytes), "{value}");
         assert_eq!(decode_typed(&hex(bytes)), Ok((value, hex(bytes).len())));
     }
+}
+
+#[test]
+fn typed_data_int32_wider_than_32_bits_is_refused_not_wrapped() {
+    // 2^32 + 7: kept as its low 32 bits it would read as 7.
+    assert_eq!(
+        decode_typed(&hex("02 f7 f1 fe fe 7e")),
+        Err(DecodeError::IntegerOutOfRange(DataType::Int32))
+    );
+    // The 32-bit pattern of -5 (what the capture sent): 4294967291 is no INT32.
+    assert_eq!(
+        decode_typed(&hex("02 fb f0 fe fe 7e")),
+        Err(DecodeError::IntegerOutOfRange(DataType::Int32))
+    );
+    // i32::MAX + 1.
+    assert_eq!(
+        decode_typed(&hex("02 f0 f1 fe fe 3e")),
+        Err(DecodeError::IntegerOutOfRange(DataType::Int32))
+    );
+}
+
+#[test]
+fn typed_data_uint32_wider_than_32_bits_is_refused_not_wrapped() {
+    assert_eq!(
+        decode_typed(&hex("03 f7 f1 fe fe 7e")),
+        Err(DecodeError::IntegerOutOfRange(DataType::Uint32))
+    );
+    // A negative number is no UINT32 either.
+    assert_eq!(
+        decode_typed(&hex("03 fb f0 fe fe fe fe fe fe fe 0e")),
+        Err(DecodeError::IntegerOutOfRange(DataType::Uint32))
+    );
+}
+
+#[test]
+fn typed_data_bool_is_true_only_when_the_flags_nibble_is_exactly_one() {
+    assert_eq!(decode_typed(&hex("11")), Ok((TypedData::Bool(true), 1)));
+    assert_eq!(decode_typed(&hex("01")), Ok((TypedData::Bool(false), 1)));
+    // HAProxy compares the whole flags nibble with 1: 0x31 and 0xF1 are false.
+    assert_eq!(decode_typed(&hex("31")), Ok((TypedData::Bool(false), 1)));
+    assert_eq!(decode_typed(&hex("f1")), Ok((TypedData::Bool(false), 1)));
+}
+
+#[test]
+fn a_notify_carrying_an_out_of_range_int32_is_invalid() {
+    // NOTIFY 0/1, message "m" with one argument "a" = INT32 2^32+7.
+    let payload = hex("01 6d 01 01 61 02 f7 f1 fe fe 7e");
+    assert_eq!(
+        Notify::parse(StreamId(0), FrameId(1), &payload).map(|_| ()),
+        Err(DecodeError::IntegerOutOfRange(DataType::Int32))
+    );
+}
+
+#[test]
+fn ack_writer_refuses_a_max_frame_size_below_its_header() {
+    let mut buf = [0u8; 64];
+    // The ACK header 0/1 takes 7 bytes of LENGTH.
+    assert_eq!(
+        AckWriter::new(&mut buf, StreamId(0), FrameId(1), 6).map(|_| ()),
+        Err(EncodeError::FrameTooBig { max: 6 })
+    );
+    let w = AckWriter::new(&mut buf, StreamId(0), FrameId(1), 7).unwrap();
+    assert_eq!(w.finish(), 11);
+    assert_eq!(buf[..11], hex("00000007 67 00000001 00 01"));
 }
 
 #[test]
