@@ -36,9 +36,10 @@ WORKERS (-n):
     accepts and hands each connection to the executor with the fewest. More workers than
     the CPUs this process may use is refused with a message (--runtime auto then runs std);
     without -n, the uring runtime takes 5 or the number of usable CPUs, whichever is less.
-  std runtime: every connection runs on its own thread; connections are spread over the
-    workers round-robin, -n only sets how many groups there are (it does not bound threads).
-  Each worker or connection draws scores from its own generator: no lock per request.
+  std runtime: ignores -n. Every connection runs on its own thread (bounded by
+    --max-connections), with its own handler.
+  Each uring worker, or each std connection, draws scores from its own generator: no lock per
+  request.
 
 RUNTIMES (--runtime):
   uring needs Linux 5.8+, io_uring allowed (sysctl kernel.io_uring_disabled, seccomp: container
@@ -68,7 +69,8 @@ pub struct Cli {
     #[arg(short = 'p', long = "port", default_value_t = 12345)]
     pub port: u16,
 
-    /// Number of workers (see WORKERS below) [default: 5; uring: at most the usable CPUs].
+    /// Number of uring workers (see WORKERS below) [default: 5, at most the usable CPUs]; the std
+    /// runtime ignores it.
     #[arg(short = 'n', long = "workers", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use runtime_std::ServerConfig;
+use runtime_core::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{limit, Cli, RuntimeChoice, DEFAULT_WORKERS};
@@ -71,10 +71,10 @@ struct Choice {
 /// Picks the runtime: uring when asked and possible (an error saying why not otherwise), std
 /// when asked, and for `auto` uring where [`runtime_uring::probe`] passes, else std.
 fn choose(cli: &Cli) -> Result<Choice, String> {
-    let std_workers = usize::from(cli.workers.unwrap_or(DEFAULT_WORKERS));
+    // std has no workers: a thread per connection.
     let std = |fallback| Choice {
         runtime: Runtime::Std,
-        workers: std_workers,
+        workers: 1,
         fallback,
     };
     match cli.runtime {
@@ -116,7 +116,11 @@ fn check_runtime(cli: &Cli) -> ExitCode {
             fallback: None,
             workers,
         }) => {
-            println!("{} available ({workers} workers)", runtime.name());
+            match runtime {
+                Runtime::Std => println!("std available (a thread per connection)"),
+                #[cfg(target_os = "linux")]
+                Runtime::Uring => println!("uring available ({workers} workers)"),
+            }
             ExitCode::SUCCESS
         }
         Ok(Choice {
@@ -140,6 +144,9 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     if cli.spin_us > 0 && choice.runtime == Runtime::Std {
         log::warn!("--spin-us applies to the uring runtime only: ignored");
+    }
+    if cli.workers.is_some() && choice.runtime == Runtime::Std {
+        log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
     }
     let config = ServerConfig {
         addresses: cli.listen_addresses(),
@@ -168,7 +175,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let handle = server.shutdown_handle();
             (
                 server.local_addrs(),
-                String::new(),
+                "a thread per connection".to_string(),
                 Box::new(move || handle.shutdown()),
                 Box::new(move || server.run(factory)),
             )
@@ -183,7 +190,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 runtime_uring::Server::bind(config.clone(), options).map_err(|e| e.to_string())?;
             let handle = server.shutdown_handle();
             let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
-            let mut details = format!(" on CPUs {}", cpus.join(","));
+            let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
             if let Some(spin) = cli.spin() {
                 details.push_str(&format!(", spin {} us", spin.as_micros()));
             }
@@ -197,11 +204,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
-        "spoa {} listening on {}; runtime {}, {} workers{details}, max-frame-size {}, capabilities {}{}",
+        "spoa {} listening on {}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(", "),
         choice.runtime.name(),
-        config.workers,
         config.engine.max_frame_size,
         config.engine.capabilities,
         cli.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),

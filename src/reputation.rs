@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use runtime_std::HandlerFactory;
+use runtime_core::HandlerFactory;
 use spop_core::{AckWriter, Bytes, Handler, Message, Scope, TypedData};
 
 /// The message this agent answers.

@@ -3,29 +3,22 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use spop_core::{Capabilities, Close, Error, Handler};
+use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
+use runtime_core::{
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, wake_address,
+    Connections, HandlerFactory, Live, ServerConfig, ACCEPT_BACKOFF,
+};
+use spop_core::{Capabilities, Handler};
 
-use crate::config::{HandlerFactory, ServerConfig};
-use crate::limited_warn;
-use crate::limiter::LogLimiter;
-use crate::report::{report, End};
-use crate::session::{Session, Step};
-
-/// Reassembly capacity when fragmentation is on: HAProxy 2.x fragments a NOTIFY only when it is
-/// larger than the agent's max-frame-size, and never beyond its `tune.bufsize`.
-pub const FRAGMENT_CAPACITY: usize = 128 * 1024;
 /// Connection threads keep their buffers on the heap; a small stack lets thousands coexist.
 const CONNECTION_STACK: usize = 256 * 1024;
-/// With fragmentation the engine holds its reassembly buffer inline, on the thread's stack.
+/// With fragmentation the engine builds its reassembly buffer on the thread's stack first.
 const FRAGMENTING_CONNECTION_STACK: usize = 2 * 1024 * 1024;
-
-/// Warnings about accept failures and refused connections.
-static ACCEPT_WARNINGS: LogLimiter = LogLimiter::new(5);
 
 /// Bound listeners, ready to serve.
 pub struct Server {
@@ -38,8 +31,7 @@ struct Shared {
     stopping: AtomicBool,
     stop_requested: Mutex<bool>,
     stop_signal: Condvar,
-    active: AtomicUsize,
-    next_id: AtomicU64,
+    connections: Arc<Connections>,
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
     streams: Mutex<HashMap<u64, TcpStream>>,
@@ -70,15 +62,7 @@ impl ShutdownHandle {
 impl Server {
     /// Binds every address of `config`.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        if config.addresses.is_empty() {
-            return Err(io::Error::new(ErrorKind::InvalidInput, "no listen address"));
-        }
-        let mut listeners = Vec::with_capacity(config.addresses.len());
-        for addr in &config.addresses {
-            let listener = listen(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            listeners.push(listener);
-        }
+        let listeners = listen_all(&config.addresses)?;
         Ok(Server {
             listeners,
             config,
@@ -86,8 +70,7 @@ impl Server {
                 stopping: AtomicBool::new(false),
                 stop_requested: Mutex::new(false),
                 stop_signal: Condvar::new(),
-                active: AtomicUsize::new(0),
-                next_id: AtomicU64::new(0),
+                connections: Connections::new(1),
                 streams: Mutex::new(HashMap::new()),
             }),
         })
@@ -165,10 +148,10 @@ impl Server {
             }
         }
         let deadline = Instant::now() + config.shutdown_timeout;
-        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.shared.connections.count() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        let left = self.shared.active.load(Ordering::SeqCst);
+        let left = self.shared.connections.count();
         if left > 0 {
             log::warn!("shutdown timeout: {left} connections still open, closing them");
             if let Ok(streams) = self.shared.streams.lock() {
@@ -179,41 +162,6 @@ impl Server {
         }
         Ok(left)
     }
-}
-
-/// The accept queue asked of the kernel (capped by `net.core.somaxconn`). std's own `bind` asks
-/// for 128, which a HAProxy reload overflows: on reload every SPOE connection reopens at once,
-/// and connections beyond the queue wait for SYN-ACK retransmits (1 s, 2 s, 4 s...).
-pub const LISTEN_BACKLOG: i32 = 4096;
-
-/// A listening socket with a deep accept queue, SO_REUSEADDR (restart while old connections are
-/// in TIME_WAIT), and IPv6 sockets v6-only so `0.0.0.0` and `::` can share a port.
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
-
-/// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
-/// loopback): how a runtime wakes its own accept loops at shutdown.
-pub fn wake_address(addr: SocketAddr) -> SocketAddr {
-    let mut target = addr;
-    if addr.ip().is_unspecified() {
-        target.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    target
 }
 
 fn accept_loop<F: HandlerFactory>(
@@ -231,25 +179,17 @@ fn accept_loop<F: HandlerFactory>(
             Ok(conn) => conn,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
-                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full descriptor table.
-                limited_warn!(ACCEPT_WARNINGS, "accept failed: {e}; retrying in 100 ms");
-                thread::sleep(Duration::from_millis(100));
+                log_accept_failure(&e);
+                thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
-        if !config.allows(peer.ip()) {
-            limited_warn!(ACCEPT_WARNINGS, "{peer}: refused, not in --allow-from");
+        if let Err(refusal) = config.admit(peer.ip(), shared.connections.count()) {
+            log_refusal(peer, refusal);
             continue;
         }
-        if shared.active.load(Ordering::SeqCst) >= config.max_connections {
-            limited_warn!(
-                ACCEPT_WARNINGS,
-                "{peer}: refused, {} connections already open (--max-connections)",
-                config.max_connections
-            );
-            continue;
-        }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let live = shared.connections.open(0);
+        let id = live.id();
         let stack = if config
             .engine
             .capabilities
@@ -259,13 +199,8 @@ fn accept_loop<F: HandlerFactory>(
         } else {
             CONNECTION_STACK
         };
-        if let Ok(clone) = stream.try_clone() {
-            if let Ok(mut streams) = shared.streams.lock() {
-                streams.insert(id, clone);
-            }
-        }
-        shared.active.fetch_add(1, Ordering::SeqCst);
-        let (factory, config, conn_shared) = (
+        let registered = Registered::new(&shared, id, &stream);
+        let (factory, config, shared) = (
             Arc::clone(&factory),
             Arc::clone(&config),
             Arc::clone(&shared),
@@ -274,120 +209,94 @@ fn accept_loop<F: HandlerFactory>(
             .name(format!("conn {id}"))
             .stack_size(stack)
             .spawn(move || {
-                let worker = (id % config.workers.max(1) as u64) as usize;
-                let handler = factory.handler(worker);
-                log::debug!("{peer}: connection #{id} opened (worker {worker})");
-                serve(stream, peer, id, handler, &config, &conn_shared);
-                conn_shared.forget(id);
+                let conn = Connection {
+                    stream,
+                    peer,
+                    handler: factory.handler(0),
+                    stopping: &shared.stopping,
+                    _registered: registered,
+                    live,
+                };
+                log::debug!("{peer}: connection #{id} opened");
+                let hint = conn.handler.ack_size_hint();
+                if let Err(e) = session::open(&config, hint, Instant::now(), conn) {
+                    log::error!("{peer}: {e}");
+                }
             });
         if let Err(e) = spawned {
-            limited_warn!(ACCEPT_WARNINGS, "{peer}: cannot start a thread: {e}");
-            shared.forget(id);
+            log_accept_warning(format_args!("{peer}: cannot start a thread: {e}"));
         }
     }
 }
 
-impl Shared {
-    fn forget(&self, id: u64) {
-        if let Ok(mut streams) = self.streams.lock() {
-            streams.remove(&id);
+/// A second handle on an open connection, kept in [`Shared::streams`] so that a stop can wake
+/// its blocked read; removed when the connection ends, however it ends.
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Registered {
+    fn new(shared: &Arc<Shared>, id: u64, stream: &TcpStream) -> Registered {
+        if let (Ok(clone), Ok(mut streams)) = (stream.try_clone(), shared.streams.lock()) {
+            streams.insert(id, clone);
         }
-        self.active.fetch_sub(1, Ordering::SeqCst);
+        Registered {
+            shared: Arc::clone(shared),
+            id,
+        }
     }
 }
 
-fn serve<H: Handler>(
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut streams) = self.shared.streams.lock() {
+            streams.remove(&self.id);
+        }
+    }
+}
+
+/// One connection on its own thread: blocking reads and writes, with the socket's timeouts
+/// following the session's deadlines.
+struct Connection<'a, H> {
     stream: TcpStream,
     peer: SocketAddr,
-    id: u64,
-    mut handler: H,
-    config: &ServerConfig,
-    shared: &Shared,
-) {
-    if config
-        .engine
-        .capabilities
-        .contains(Capabilities::FRAGMENTATION)
-    {
-        serve_with::<H, FRAGMENT_CAPACITY>(stream, peer, id, &mut handler, config, shared);
-    } else {
-        serve_with::<H, 0>(stream, peer, id, &mut handler, config, shared);
-    }
+    handler: H,
+    stopping: &'a AtomicBool,
+    _registered: Registered,
+    live: Live,
 }
 
-/// Kept out of line so a connection without fragmentation never pays for the stack frame of
-/// the reassembling engine.
-#[inline(never)]
-fn serve_with<H: Handler, const FRAG: usize>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    handler: &mut H,
-    config: &ServerConfig,
-    shared: &Shared,
-) {
-    match Session::<FRAG>::new(config.engine, handler.ack_size_hint()) {
-        Ok(session) => drive(stream, peer, id, Box::new(session), handler, config, shared),
-        Err(e) => log::error!("{peer}: {e}"),
+impl<H: Handler> Serve for Connection<'_, H> {
+    type Output = ();
+
+    fn serve<const FRAG: usize>(mut self, mut session: Box<Session<FRAG>>) {
+        let _ = self.stream.set_nodelay(true);
+        let (mut read_timeout, mut write_timeout) =
+            (SocketTimeout::default(), SocketTimeout::default());
+        let end = loop {
+            match session.next(&mut self.handler, Instant::now()) {
+                Next::Read => {
+                    if let Some(t) = read_timeout.update(session.poll_timeout(), Instant::now()) {
+                        let _ = self.stream.set_read_timeout(t);
+                    }
+                    let result = self.stream.read(session.read_buf());
+                    if matches!(result, Ok(0)) && self.stopping.load(Ordering::SeqCst) {
+                        session.drain();
+                    }
+                    session.on_read(result, Instant::now());
+                }
+                Next::Write => {
+                    if let Some(t) = write_timeout.update(session.poll_timeout(), Instant::now()) {
+                        let _ = self.stream.set_write_timeout(t);
+                    }
+                    let result = self.stream.write(session.output());
+                    session.on_write(result, Instant::now());
+                }
+                Next::Close(end) => break end,
+            }
+        };
+        let _ = self.stream.shutdown(Shutdown::Both);
+        report(self.peer, self.live.id(), &session, end);
     }
-}
-
-fn drive<H: Handler, const FRAG: usize>(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    mut session: Box<Session<FRAG>>,
-    handler: &mut H,
-    config: &ServerConfig,
-    shared: &Shared,
-) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(config.write_timeout);
-    let mut read_timeout: Option<Duration> = None;
-
-    let end = loop {
-        let wanted = session.read_timeout(config);
-        if wanted != read_timeout {
-            let _ = stream.set_read_timeout(wanted);
-            read_timeout = wanted;
-        }
-
-        let n = match stream.read(session.read_buf()) {
-            Ok(0) => {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    session.shutdown();
-                    let _ = stream.write_all(session.output());
-                    break End::Closed(Close::Shutdown);
-                }
-                break End::Eof;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                session.abort(Error::Timeout);
-                let _ = stream.write_all(session.output());
-                break End::Closed(Close::Error(Error::Timeout));
-            }
-            Err(e) => break End::Io(e),
-        };
-        session.commit_read(n);
-        let step = loop {
-            let step = session.process(handler);
-            if !session.output().is_empty() {
-                if let Err(e) = stream.write_all(session.output()) {
-                    break Err(e);
-                }
-                let len = session.output().len();
-                session.consume_output(len);
-            }
-            if step != Step::NeedOutput {
-                break Ok(step);
-            }
-        };
-        if let Some(end) = End::after_batch(step) {
-            break end;
-        }
-    };
-    let _ = stream.shutdown(Shutdown::Both);
-    report(peer, id, &session, end);
 }

@@ -11,7 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use runtime_std::{HandlerFactory, Server, ServerConfig};
+use runtime_core::{HandlerFactory, ServerConfig};
+use runtime_std::Server;
 use spop_core::frame::LENGTH_SIZE;
 use spop_core::{
     AckWriter, Arg, Frame, FrameId, FrameType, Handler, HaproxyHello, Message, NotifyWriter, Scope,

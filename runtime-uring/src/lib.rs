@@ -3,31 +3,26 @@
 //! The Linux io_uring SPOA runtime, on glommio: one `LocalExecutor` per worker, each pinned to
 //! its own CPU, with its own handler shared by that executor's connections (no lock, no atomic
 //! per frame). Executor 0 accepts and hands every connection to the least-loaded executor (see
-//! [`Server`] for why not SO_REUSEPORT); each connection is then a local task that drives the
-//! same [`runtime_std::Session`] as the std runtime: read into the session's buffer, every
+//! [`Server`] for why not SO_REUSEPORT); each connection is then a local task that runs the
+//! same [`runtime_core::Session`] loop as every runtime: read into the session's buffer, every
 //! complete frame through the `spop-core` engine, all the replies of one read in one write. This
 //! crate's per-connection code allocates nothing per frame (`tests/alloc.rs`); glommio's own
 //! reads and writes still allocate a few small objects each.
 //!
 //! ```no_run
 //! use runtime_uring::{probe, Server, UringOptions};
-//! # struct Factory;
-//! # impl runtime_std::HandlerFactory for Factory {
-//! #     type Handler = H;
-//! #     fn handler(&self, _: usize) -> H { H }
-//! # }
 //! # struct H;
 //! # impl spop_core::Handler for H {
 //! #     fn on_message(&mut self, _: &spop_core::Message<'_>, _: &mut spop_core::AckWriter<'_>) {}
 //! # }
-//! let config = runtime_std::ServerConfig { workers: 2, ..Default::default() };
+//! let config = runtime_core::ServerConfig { workers: 2, ..Default::default() };
 //! if let Err(why) = probe(config.workers) {
 //!     eprintln!("uring unavailable: {why}");
 //!     return;
 //! }
 //! let server = Server::bind(config, UringOptions::default()).unwrap();
 //! let stop = server.shutdown_handle(); // stop.shutdown() from another thread drains and returns
-//! let cut = server.run(Factory).unwrap();
+//! let cut = server.run(|_worker| H).unwrap(); // a handler per worker
 //! ```
 //!
 //! Requirements, checked by [`probe`] with one line saying what is wrong and how to fix it:

@@ -5,7 +5,7 @@ use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
-use runtime_std::{limited_warn, wake_address, HandlerFactory, LogLimiter, ServerConfig};
+use runtime_core::{
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address, Connections,
+    HandlerFactory, Live, ServerConfig, ACCEPT_BACKOFF,
+};
 use spop_core::Handler;
 
-use crate::conn::{Live, Worker};
+use crate::conn::Worker;
 use crate::probe::{probe, spread_cpus};
 use crate::stop::Stop;
-
-/// Warnings about accept failures and refused connections.
-static ACCEPT_WARNINGS: LogLimiter = LogLimiter::new(5);
 /// Accepted connections waiting in each executor's hand-off queue; the acceptor waits when one
 /// is full (a burst on HAProxy's reload), the kernel's backlog holds the rest.
 const HANDOFF_QUEUE: usize = 128;
@@ -89,11 +89,8 @@ pub struct Server {
 pub(crate) struct Shared {
     /// Set once: stop accepting and drain.
     pub(crate) stopping: AtomicBool,
-    /// Live connections, all executors.
-    active: AtomicUsize,
-    /// Live connections per executor.
-    loads: Box<[AtomicUsize]>,
-    next_id: AtomicU64,
+    /// Open connections, per executor.
+    pub(crate) connections: Arc<Connections>,
     state: Mutex<RunState>,
     signal: Condvar,
 }
@@ -106,26 +103,6 @@ struct RunState {
 }
 
 impl Shared {
-    fn connected(&self, worker: usize) {
-        self.active.fetch_add(1, Ordering::SeqCst);
-        if let Some(load) = self.loads.get(worker) {
-            load.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    pub(crate) fn disconnected(&self, worker: usize) {
-        self.active.fetch_sub(1, Ordering::SeqCst);
-        if let Some(load) = self.loads.get(worker) {
-            load.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    fn load(&self, worker: usize) -> usize {
-        self.loads
-            .get(worker)
-            .map_or(0, |l| l.load(Ordering::SeqCst))
-    }
-
     fn request_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         if let Ok(mut state) = self.state.lock() {
@@ -154,25 +131,15 @@ impl Server {
     /// Checks that io_uring can run `config.workers` executors here ([`probe`]), picks their
     /// CPUs and binds every address of `config`.
     pub fn bind(config: ServerConfig, options: UringOptions) -> io::Result<Server> {
-        if config.addresses.is_empty() {
-            return Err(io::Error::new(ErrorKind::InvalidInput, "no listen address"));
-        }
         if config.workers == 0 {
             return Err(io::Error::new(ErrorKind::InvalidInput, "no worker"));
         }
         probe(config.workers)?;
         let cpus = spread_cpus(config.workers)?;
-        let mut listeners = Vec::with_capacity(config.addresses.len());
-        for addr in &config.addresses {
-            let listener = runtime_std::listen(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            listeners.push(listener);
-        }
+        let listeners = listen_all(&config.addresses)?;
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            loads: (0..cpus.len()).map(|_| AtomicUsize::new(0)).collect(),
-            next_id: AtomicU64::new(0),
+            connections: Connections::new(cpus.len()),
             state: Mutex::new(RunState::default()),
             signal: Condvar::new(),
         });
@@ -340,7 +307,7 @@ fn join_all(threads: Vec<JoinHandle<usize>>) -> (usize, usize) {
 struct Handoff {
     stream: AcceptedTcpStream,
     peer: SocketAddr,
-    id: u64,
+    live: Live,
 }
 
 enum Role {
@@ -464,12 +431,8 @@ async fn receive<H: Handler + 'static>(
 ) -> usize {
     let receiver = receiver.connect().await;
     while let Some(handoff) = receiver.recv().await {
-        let live = Live {
-            shared: Arc::clone(&worker.shared),
-            worker: worker.index,
-        };
         let stream = handoff.stream.bind_to_executor();
-        worker.start(stream, handoff.peer, handoff.id, live);
+        worker.start(stream, handoff.peer, handoff.live);
     }
     drain(&worker).await
 }
@@ -479,10 +442,11 @@ async fn receive<H: Handler + 'static>(
 async fn drain<H>(worker: &Worker<H>) -> usize {
     worker.stop.trigger();
     let deadline = Instant::now() + worker.config.shutdown_timeout;
-    while worker.shared.load(worker.index) > 0 && Instant::now() < deadline {
+    let connections = &worker.shared.connections;
+    while connections.load(worker.index) > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    worker.shared.load(worker.index)
+    connections.load(worker.index)
 }
 
 /// Takes over a listener bound by [`Server::bind`], so its address is known (port 0 resolved)
@@ -507,46 +471,23 @@ struct Dispatch<H> {
 }
 
 impl<H: Handler + 'static> Dispatch<H> {
-    /// The executor with the fewest live connections, ties in turn.
-    fn pick(&self) -> usize {
-        let shared = &self.worker.shared;
-        let workers = shared.loads.len().max(1);
-        let start = self.next.get() % workers;
-        let mut best = (start, usize::MAX);
-        for k in 0..workers {
-            let i = (start + k) % workers;
-            let load = shared.load(i);
-            if load < best.1 {
-                best = (i, load);
-            }
-        }
-        self.next.set(best.0 + 1);
-        best.0
-    }
-
     async fn hand_out(&self, stream: AcceptedTcpStream, peer: SocketAddr) {
-        let shared = &self.worker.shared;
-        let target = self.pick();
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        shared.connected(target);
+        let connections = &self.worker.shared.connections;
+        let target = connections.least_loaded(self.next.get());
+        self.next.set(target + 1);
+        let live = connections.open(target);
         let Some(sender) = target.checked_sub(1).and_then(|i| self.senders.get(i)) else {
-            let live = Live {
-                shared: Arc::clone(shared),
-                worker: 0,
-            };
-            self.worker.start(stream.bind_to_executor(), peer, id, live);
+            self.worker.start(stream.bind_to_executor(), peer, live);
             return;
         };
-        if let Err(e) = sender.send(Handoff { stream, peer, id }).await {
-            shared.disconnected(target);
+        if let Err(e) = sender.send(Handoff { stream, peer, live }).await {
             if let Some(handoff) = returned(e) {
                 // AcceptedTcpStream has no Drop: bind it so that dropping it closes it.
                 drop(handoff.stream.bind_to_executor());
             }
-            limited_warn!(
-                ACCEPT_WARNINGS,
+            log_accept_warning(format_args!(
                 "{peer}: uring worker {target} is gone; connection closed"
-            );
+            ));
         }
     }
 }
@@ -562,7 +503,6 @@ fn returned<T>(error: GlommioError<T>) -> Option<T> {
 
 async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<Dispatch<H>>) {
     let shared = Arc::clone(&dispatch.worker.shared);
-    let max_connections = dispatch.worker.config.max_connections;
     loop {
         // No timer races the accept: a pending timer costs every reactor loop of this executor
         // (glommio processes its timer tree and allocates each time). At shutdown `Server::run`
@@ -574,9 +514,8 @@ async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<D
                 if shared.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full descriptor table.
-                limited_warn!(ACCEPT_WARNINGS, "accept failed: {e}; retrying in 100 ms");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
+                log_accept_failure(&e.into());
+                glommio::timer::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
@@ -592,16 +531,9 @@ async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<D
                 continue;
             }
         };
-        if !dispatch.worker.config.allows(peer.ip()) {
-            limited_warn!(ACCEPT_WARNINGS, "{peer}: refused, not in --allow-from");
-            drop(stream.bind_to_executor());
-            continue;
-        }
-        if shared.active.load(Ordering::SeqCst) >= max_connections {
-            limited_warn!(
-                ACCEPT_WARNINGS,
-                "{peer}: refused, {max_connections} connections already open (--max-connections)"
-            );
+        let config = &dispatch.worker.config;
+        if let Err(refusal) = config.admit(peer.ip(), shared.connections.count()) {
+            log_refusal(peer, refusal);
             drop(stream.bind_to_executor());
             continue;
         }

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use common::*;
-use runtime_std::HandlerFactory;
+use runtime_core::HandlerFactory;
 use spop_core::{AckWriter, Handler, Message, Scope, TypedData};
 
 struct Counting;

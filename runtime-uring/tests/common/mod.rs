@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use runtime_std::{HandlerFactory, ServerConfig};
+use runtime_core::{HandlerFactory, ServerConfig};
 use runtime_uring::{Server, ShutdownHandle, UringOptions};
 use spop_core::frame::LENGTH_SIZE;
 use spop_core::{

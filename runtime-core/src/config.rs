@@ -1,5 +1,7 @@
-//! What both runtimes are given.
+//! What every runtime is given: where to listen, the engine's settings, the limits and
+//! deadlines, and the application's handlers.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -7,12 +9,27 @@ use spop_core::Handler;
 
 /// Makes the application's handlers: one per worker (uring) or per connection (std), so handler
 /// state (a random generator, counters) is never shared between threads and needs no lock.
+///
+/// Any `Fn(usize) -> H` closure is a factory.
 pub trait HandlerFactory: Send + Sync + 'static {
     /// The handler type.
     type Handler: Handler + 'static;
 
-    /// A handler for worker `worker` (0-based, below [`ServerConfig::workers`]).
+    /// A handler for worker `worker` (0-based, below [`ServerConfig::workers`]; always 0 on a
+    /// runtime without workers, which calls this once per connection).
     fn handler(&self, worker: usize) -> Self::Handler;
+}
+
+impl<H, F> HandlerFactory for F
+where
+    H: Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    type Handler = H;
+
+    fn handler(&self, worker: usize) -> H {
+        self(worker)
+    }
 }
 
 /// How an agent listens and treats its connections.
@@ -20,7 +37,8 @@ pub trait HandlerFactory: Send + Sync + 'static {
 pub struct ServerConfig {
     /// Where to listen.
     pub addresses: Vec<SocketAddr>,
-    /// Worker count (uring: executors; std: handler groups, connections are spread over them).
+    /// Worker count, for runtimes that have workers (uring: one pinned executor each). The std
+    /// runtime has none: each connection is its own thread, bounded by `max_connections`.
     pub workers: usize,
     /// The protocol engine's settings (max-frame-size cap, capabilities).
     pub engine: spop_core::Config,
@@ -39,11 +57,43 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Whether a peer may connect (an IPv4 peer on an IPv6 socket, `::ffff:a.b.c.d`, is matched
-    /// as IPv4).
-    pub fn allows(&self, peer: IpAddr) -> bool {
+    /// Whether a connection from `peer` may be served while `open` others are: the admission
+    /// both runtimes apply at accept. An IPv4 peer on an IPv6 socket (`::ffff:a.b.c.d`) is
+    /// matched as IPv4.
+    pub fn admit(&self, peer: IpAddr, open: usize) -> Result<(), Refusal> {
         let peer = peer.to_canonical();
-        self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&peer))
+        if !(self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&peer))) {
+            return Err(Refusal::NotAllowed);
+        }
+        if open >= self.max_connections {
+            return Err(Refusal::AtLimit {
+                limit: self.max_connections,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a connection is closed at accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is in none of the `allow_from` networks.
+    NotAllowed,
+    /// `max_connections` are already open.
+    AtLimit {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotAllowed => f.write_str("not in allow-from"),
+            Refusal::AtLimit { limit } => {
+                write!(f, "{limit} connections already open (max-connections)")
+            }
+        }
     }
 }
 

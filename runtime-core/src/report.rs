@@ -8,7 +8,7 @@ use spop_core::Close;
 
 use crate::limited_warn;
 use crate::limiter::LogLimiter;
-use crate::session::{Session, Step};
+use crate::session::Session;
 
 /// Warnings about bad peers: at most this many lines a second.
 static PEER_WARNINGS: LogLimiter = LogLimiter::new(20);
@@ -24,27 +24,8 @@ pub enum End {
     WriteStalled,
     /// A read or write failed (reset, broken pipe).
     Io(io::Error),
-}
-
-impl End {
-    /// Whether the outcome of one read's batch (process, then write the replies) ends the
-    /// connection, and how: the engine closed it, a write stalled past the write timeout (the
-    /// socket's timeout error), or another I/O error.
-    pub fn after_batch(outcome: io::Result<Step>) -> Option<End> {
-        match outcome {
-            Ok(Step::Close(close)) => Some(End::Closed(close)),
-            Ok(_) => None,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Some(End::WriteStalled)
-            }
-            Err(e) => Some(End::Io(e)),
-        }
-    }
+    /// The application's handler panicked; only this connection was closed.
+    HandlerPanicked,
 }
 
 /// Logs the end of connection `id` from `peer`: a debug line for normal ends, a rate-limited
@@ -69,5 +50,9 @@ pub fn report<const FRAG: usize>(peer: SocketAddr, id: u64, session: &Session<FR
             "{peer}: connection #{id} closed: the peer did not read its ACKs within the write timeout"
         ),
         End::Io(e) => log::debug!("{peer}: connection #{id} dropped: {e} ({acks} ACKs)"),
+        End::HandlerPanicked => limited_warn!(
+            PEER_WARNINGS,
+            "{peer}: connection #{id} closed: the handler panicked"
+        ),
     }
 }
