@@ -3,7 +3,8 @@
 //! Runs `spoa-loadgen`'s matrix (the canned responder, then every runtime of the `spoa` binary
 //! that cargo built for this bench, at every shape) and writes `target/bench/latency.md` and
 //! `target/bench/latency-<shape>.svg`. Flags after `--` are `spoa-loadgen`'s (`--runtimes`,
-//! `--shapes`, `--duration`, `--warmup`, `--out`, ...). See loadgen/RESULTS.md for a run.
+//! `--shapes`, `--duration`, `--warmup`, `--out`, ...). A recorded run is in README.md,
+//! "Benchmarks".
 
 use std::ffi::OsString;
 

@@ -14,7 +14,7 @@ pub const CANNED: &str = "canned";
 pub const PERCENTILES: [(f64, &str); 4] =
     [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
 
-/// The issue's goals for shape 1x32.
+/// The project's goals for shape 1x32 (README.md, "Benchmarks").
 pub const GOAL_SHAPE: &str = "1x32";
 /// At least this fraction of the canned responder's throughput.
 pub const GOAL_FRACTION: f64 = 0.90;
@@ -157,7 +157,7 @@ pub fn error_details(rows: &[Row]) -> String {
     out
 }
 
-/// The goals of the issue for [`GOAL_SHAPE`], one line per agent runtime, measured not judged.
+/// The project's goals for [`GOAL_SHAPE`], one line per agent runtime, measured not judged.
 pub fn goals(rows: &[Row]) -> String {
     let mut out = String::new();
     for row in rows

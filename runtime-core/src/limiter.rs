@@ -1,4 +1,5 @@
-//! Rate-limited warnings: a flood of bad connections must not flood the log (LESSONS.md 10).
+//! Rate-limited warnings: a flood of bad connections must not flood the log
+//! (docs/field-notes.md 10).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! LIST-OF-ACTIONS (SPOE.txt §3.2.7 "Frame: ACK", §3.3 "Actions"; SPOP.md §4):
+//! LIST-OF-ACTIONS (SPOE.txt §3.2.7 "Frame: ACK", §3.4 "Actions"; docs/protocol.md §4):
 //!
 //! ```text
 //! ACTION  := ACTION-TYPE:u8 NB-ARGS:u8 ARGS
@@ -16,7 +16,8 @@ use crate::error::{DecodeError, EncodeError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Scope {
-    /// 0, `proc`: HAProxy 2.6 only writes these if the config references them.
+    /// 0, `proc`: HAProxy 2.6 only writes one that already exists (the config references it),
+    /// unless `option force-set-var` is set.
     Process,
     /// 1, `sess`.
     Session,

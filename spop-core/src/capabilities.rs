@@ -1,5 +1,5 @@
-//! Capabilities (SPOE.txt §3.2.1 "Frame capabilities"; SPOP.md §6): a comma-separated list,
-//! spaces ignored, unknown tokens ignored.
+//! Capabilities (SPOE.txt §3.2.1 "Frame capabilities"; docs/protocol.md §6): a comma-separated
+//! list, spaces ignored, unknown tokens ignored.
 
 use core::fmt;
 

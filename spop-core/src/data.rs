@@ -1,5 +1,6 @@
-//! Typed data (SPOE.txt §3.1 "Data types"; SPOP.md §3): a type byte `(flags << 4) | type`, then the
-//! value. Strings and binaries are bytes, never checked for UTF-8: HAProxy passes header bytes raw.
+//! Typed data (SPOE.txt §3.1 "Data types"; docs/protocol.md §3): a type byte
+//! `(flags << 4) | type`, then the value. Strings and binaries are bytes, never checked for UTF-8:
+//! HAProxy passes header bytes raw.
 
 use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -51,8 +52,8 @@ pub enum TypedData<'a> {
     /// (`0x11` is true; `0x01`, and also `0x31`, are false).
     Bool(bool),
     /// A 32-bit signed integer, sent sign-extended to 64 bits: HAProxy decodes every integer type
-    /// into one signed 64-bit sample (SPOE.txt §3.1), so -5 sent as its 32-bit pattern would be
-    /// stored as 4294967291. A wider value is refused when decoding.
+    /// into one signed 64-bit sample (its `spoe_decode_data`; docs/protocol.md §3), so -5 sent as
+    /// its 32-bit pattern would be stored as 4294967291. A wider value is refused when decoding.
     Int32(i32),
     /// A 32-bit unsigned integer (HAProxy's `max-frame-size` and `status-code`); a wider value is
     /// refused when decoding.

@@ -1,7 +1,8 @@
 //! The sans-io connection engine: bytes in, [`Handler`] called once per NOTIFY, bytes out, and an
-//! explicit close signal. It owns everything SPOP says about a connection (SPOE.txt §3.2, SPOP.md
-//! §5–11, §14): the handshake, pipelining, fragment reassembly, and the AGENT-DISCONNECT status of
-//! every fault. A runtime (or an appliance's event loop) only moves bytes and keeps time.
+//! explicit close signal. It owns everything SPOP says about a connection (SPOE.txt §3.2,
+//! docs/protocol.md §5–11, §14): the handshake, pipelining, fragment reassembly, and the
+//! AGENT-DISCONNECT status of every fault. A runtime (or an appliance's event loop) only moves
+//! bytes and keeps time.
 //!
 //! ```text
 //!   read bytes ──► Engine::feed(input, out, handler) ──► Progress { consumed, written, flow }
@@ -27,8 +28,8 @@ use crate::status::Status;
 use crate::DecodeError;
 
 /// The agent's default max-frame-size cap: HAProxy's offer is taken up to this, so a
-/// `tune.bufsize` of 64 KiB works without fragmentation (LESSONS.md 8). It is also the limit on
-/// a connection's first frame, so a 64 KiB+1 first frame is refused with status 3.
+/// `tune.bufsize` of 64 KiB works without fragmentation (docs/field-notes.md 8). It is also the
+/// limit on a connection's first frame, so a 64 KiB+1 first frame is refused with status 3.
 pub const DEFAULT_MAX_FRAME_SIZE: u32 = 65532;
 
 /// Output room that holds an AGENT-HELLO or AGENT-DISCONNECT (its message is at most 128 bytes).
@@ -158,7 +159,7 @@ pub struct Stats {
     pub frames: u64,
     /// NOTIFYs answered with an ACK.
     pub acks: u64,
-    /// Frames of unknown type skipped (SPOE.txt §3.2: a peer may skip them).
+    /// Frames of unknown type skipped (SPOE.txt §3.2.2: a peer may skip them).
     pub unknown_frames: u64,
     /// NOTIFYs dropped because HAProxy aborted them.
     pub aborted: u64,

@@ -1,4 +1,4 @@
-//! Frame layout (SPOE.txt §3.2 "Frames"; SPOP.md §1):
+//! Frame layout (SPOE.txt §3.2 "Frames"; docs/protocol.md §1):
 //!
 //! ```text
 //! FRAME := LENGTH:u32be TYPE:u8 FLAGS:u32be STREAM-ID:varint FRAME-ID:varint PAYLOAD
@@ -17,7 +17,7 @@ pub const LENGTH_SIZE: usize = 4;
 /// The smallest LENGTH that holds a header: type, flags and two one-byte varints.
 pub const MIN_FRAME_LEN: u32 = 7;
 
-/// The smallest max-frame-size the protocol allows (SPOE.txt §3.2.5).
+/// The smallest max-frame-size the protocol allows (SPOE.txt §3.2; §2.2 `max-frame-size`).
 pub const MIN_MAX_FRAME_SIZE: u32 = 256;
 
 /// A frame's type.
@@ -216,7 +216,7 @@ pub enum Parsed<T> {
 }
 
 /// The LENGTH prefix of the next frame, once the stream holds its 4 bytes. Check it against the
-/// limit before buffering anything (LESSONS.md 4).
+/// limit before buffering anything (docs/field-notes.md 4).
 #[inline]
 pub fn peek_length(stream: &[u8]) -> Option<u32> {
     stream

@@ -1,4 +1,5 @@
-//! The handshake frames (SPOE.txt §3.2.4 "Frame types overview", §3.2.5 "Handshake"; SPOP.md §5).
+//! The handshake frames (SPOE.txt §3.2.4 "Frame: HAPROXY-HELLO", §3.2.5 "Frame: AGENT-HELLO",
+//! §3.2.8 and §3.2.9 for the DISCONNECT frames; docs/protocol.md §5).
 
 use crate::data::TypedData;
 use crate::error::{DecodeError, EncodeError};
@@ -70,7 +71,7 @@ impl<'a> HaproxyHello<'a> {
 /// Whether a `supported-versions` list offers a 2.x version, which includes 2.0.
 ///
 /// Each token is optional spaces, MAJOR `.` MINOR (digits, minor at most 3 of them), optional
-/// spaces; announcing X.Y means every version from X.0 to X.Y (SPOE.txt §3.2.5). Tokens that do
+/// spaces; announcing X.Y means every version from X.0 to X.Y (SPOE.txt §3.2.4). Tokens that do
 /// not parse are ignored.
 pub fn offers_version_2(list: &[u8]) -> bool {
     list.split(|&b| b == b',').any(|token| {
@@ -140,7 +141,7 @@ impl<'a> AgentHello<'a> {
     }
 }
 
-/// A HAPROXY-DISCONNECT or AGENT-DISCONNECT (SPOE.txt §3.2.7).
+/// A HAPROXY-DISCONNECT or AGENT-DISCONNECT (SPOE.txt §3.2.8, §3.2.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Disconnect<'a> {
     /// `status-code`.

@@ -1,5 +1,5 @@
-//! KV-LIST (SPOE.txt §3.1): `{ KEY VALUE }*` to the end of the payload, KEY a bare string, VALUE
-//! typed data. HELLO and DISCONNECT frames carry one.
+//! KV-LIST (SPOE.txt §3.2; docs/protocol.md §4): `{ KEY VALUE }*` to the end of the payload, KEY
+//! a bare string, VALUE typed data. HELLO and DISCONNECT frames carry one.
 
 use crate::codec::{Reader, Writer};
 use crate::data::TypedData;

@@ -1,4 +1,5 @@
-//! NOTIFY frames and their LIST-OF-MESSAGES (SPOE.txt §3.2.6 "Frame: NOTIFY"; SPOP.md §4, §5):
+//! NOTIFY frames and their LIST-OF-MESSAGES (SPOE.txt §3.2.6 "Frame: NOTIFY"; docs/protocol.md
+//! §4, §5):
 //!
 //! ```text
 //! LIST-OF-MESSAGES := { NAME NB-ARGS:u8 { ARG-NAME TYPED-DATA }*NB-ARGS }*
@@ -120,7 +121,7 @@ impl<'a> Notify<'a> {
     }
 
     /// The messages, in frame order. HAProxy puts every message bound to the event in one NOTIFY;
-    /// it may be empty (HAProxy 3.1 to 3.3 send such NOTIFYs).
+    /// it may be empty (HAProxy 3.1.0 up to 3.3-dev6 can send such NOTIFYs; docs/protocol.md §5).
     #[inline(always)]
     pub fn messages(&self) -> Messages<'a> {
         Messages {

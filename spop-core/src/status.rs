@@ -1,10 +1,11 @@
-//! DISCONNECT status codes (SPOE.txt §3.4.5 "Errors & timeouts"; SPOP.md §11).
+//! DISCONNECT status codes (SPOE.txt §3.5 "Errors & timeouts"; docs/protocol.md §11).
 
 use core::fmt;
 
 /// The `status-code` of a HAPROXY-DISCONNECT or AGENT-DISCONNECT frame.
 ///
-/// Codes HAProxy does not define are kept as [`Status::Other`]; HAProxy reports them as 99.
+/// Codes HAProxy does not define are kept as [`Status::Other`]. HAProxy 2.6 sends or reports a
+/// code of 100 or more as 99; HAProxy 3.x hands an agent's code to the event as 256 + code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Status {

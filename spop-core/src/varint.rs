@@ -1,4 +1,4 @@
-//! HAProxy's variable-length integer (SPOE.txt §3.1, "Data types"; SPOP.md §2).
+//! HAProxy's variable-length integer (SPOE.txt §3.1, "Data types"; docs/protocol.md §2).
 //!
 //! An unsigned 64-bit value in little-endian groups: 4 bits in the first byte, then 7 bits per byte,
 //! each group offset so that every value has exactly one encoding. A first byte `< 240` is the whole

@@ -1,6 +1,7 @@
-//! The wire layer against SPOP.md and the frames captured from HAProxy 2.6.12, 3.1.0 and 3.4.0
-//! (`tests/vectors/INDEX.md`): varints, typed data, every HAProxy frame decoded field by field,
-//! every agent frame re-encoded byte for byte, and the encoders' and decoder's failure modes.
+//! The wire layer against docs/protocol.md and the frames captured from HAProxy 2.6.12, 3.1.0 and
+//! 3.4.0 (`tests/vectors/INDEX.md`): varints, typed data, every HAProxy frame decoded field by
+//! field, every agent frame re-encoded byte for byte, and the encoders' and decoder's failure
+//! modes.
 
 mod common;
 
@@ -15,10 +16,10 @@ use spop_core::{
 };
 
 // =============================================================================================
-// Varint (SPOP.md §2)
+// Varint (docs/protocol.md §2)
 // =============================================================================================
 
-/// SPOP.md §2, "Worked examples".
+/// docs/protocol.md §2, "Worked examples".
 const VARINT_EXAMPLES: &[(u64, &str)] = &[
     (0, "00"),
     (42, "2a"),
@@ -133,7 +134,7 @@ fn varint_truncated_is_reported_as_truncated() {
 }
 
 // =============================================================================================
-// Typed data (SPOP.md §3)
+// Typed data (docs/protocol.md §3)
 // =============================================================================================
 
 fn decode_typed(bytes: &[u8]) -> Result<(TypedData<'_>, usize), DecodeError> {

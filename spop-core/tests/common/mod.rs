@@ -1,6 +1,6 @@
 //! Shared test helpers: the captured vectors, frame builders written independently of the crate's
-//! encoders (straight from SPOP.md), an in-memory "runtime" that drives an [`Engine`], test
-//! handlers, and the checker for everything an agent may write on a connection.
+//! encoders (straight from docs/protocol.md), an in-memory "runtime" that drives an [`Engine`],
+//! test handlers, and the checker for everything an agent may write on a connection.
 //!
 //! This file is also compiled into the fuzz targets (`fuzz/fuzz_targets/*.rs` include it with
 //! `#[path]`), so it only uses `std` and `spop-core`.
@@ -84,7 +84,7 @@ pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Builders (independent of the crate's encoders: SPOP.md §1–4)
+// Builders (independent of the crate's encoders: docs/protocol.md §1–4)
 // ---------------------------------------------------------------------------------------------
 
 pub const NOTIFY: u8 = 3;
@@ -94,7 +94,7 @@ pub const UNSET: u8 = 0;
 pub const FIN: u32 = 1;
 pub const ABORT: u32 = 2;
 
-/// SPOP.md §2 `encode(v)`.
+/// The varint encoding of docs/protocol.md §2, written out apart from `spop_core::varint`.
 pub fn varint(mut v: u64) -> Vec<u8> {
     let mut out = Vec::new();
     if v < 240 {
