@@ -2,7 +2,8 @@
 # The appliance firmware (examples/appliance, its own workspace): formatting, lints for
 # thumbv7em-none-eabihf, then its conformance run on QEMU's Cortex-M4 board (mps2-an386), whose
 # exit status is the verdict. qemu-system-arm is installed when missing and we are root. Without
-# it the run fails under CI=true, and elsewhere is skipped with a loud line.
+# it the run fails under CI=true, and elsewhere is skipped with a loud line. Ends with the footprint
+# (scripts/appliance-footprint.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../examples/appliance"
 
@@ -32,3 +33,6 @@ fi
 start=$(date +%s%N)
 timeout 300 cargo run --release --locked --bin conformance
 echo "appliance: QEMU run passed in $(( ($(date +%s%N) - start) / 1000000 )) ms"
+
+# What the engine costs in flash, RAM and stack (informational: the goals are in the README).
+../../scripts/appliance-footprint.sh

@@ -64,3 +64,8 @@ pub static CONVERSATION_26: [&[u8]; 7] = [
     NOTIFY_FRAG_3,
     HAPROXY_DISCONNECT_NORMAL,
 ];
+
+/// A connection that ends on a fault: HAProxy 2.6's handshake, then a frame whose LENGTH (2) is
+/// too short for any header. Its AGENT-DISCONNECT formats the deepest message (the conformance
+/// run measures every fault), so the footprint agent's stack figure covers the worst case.
+pub static CONVERSATION_FAULT: [&[u8]; 2] = [HAPROXY_HELLO_26, &[0, 0, 0, 2, 0, 0]];

@@ -31,6 +31,8 @@ struct Tally {
     passed: usize,
     failed: usize,
     total: Counts,
+    /// The most stack one feed used since the last [`Tally::take_stack`].
+    stack: usize,
 }
 
 impl Tally {
@@ -49,6 +51,7 @@ impl Tally {
                 self.total.bytes_in += c.bytes_in;
                 self.total.bytes_out += c.bytes_out;
                 self.total.feed_stack = self.total.feed_stack.max(c.feed_stack);
+                self.stack = self.stack.max(c.feed_stack);
             }
             Err(mismatch) => {
                 self.failed += 1;
@@ -64,6 +67,10 @@ impl Tally {
                 }
             }
         }
+    }
+
+    fn take_stack(&mut self) -> usize {
+        core::mem::take(&mut self.stack)
     }
 
     fn check(&mut self, what: &str, ok: bool) {
@@ -111,7 +118,12 @@ fn main() -> ! {
         } else {
             "FAIL"
         };
-        hprintln!("{} {}", verdict, scenario.name);
+        hprintln!(
+            "{} {} (feed stack {} B)",
+            verdict,
+            scenario.name,
+            tally.take_stack()
+        );
     }
 
     // The main conversation cut once at every byte (then delivered in whatever fits), with an
@@ -119,6 +131,7 @@ fn main() -> ! {
     let main = &SCENARIOS[0];
     let length: usize = main.wire.iter().map(|f| f.len()).sum();
     let before = tally.failed;
+    tally.take_stack();
     for cut in 1..length {
         let result = converse(agent, main, &[cut, usize::MAX], 300);
         tally.record(main.name, "cut in two", 300, result);
@@ -129,9 +142,10 @@ fn main() -> ! {
         "FAIL"
     };
     hprintln!(
-        "{} cut in two at each of its {} byte boundaries",
+        "{} cut in two at each of its {} byte boundaries (feed stack {} B)",
         verdict,
-        length - 1
+        length - 1,
+        tally.take_stack()
     );
 
     tally.check(
