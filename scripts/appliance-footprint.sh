@@ -11,20 +11,21 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../examples/appliance"
 
-rustup target add thumbv7em-none-eabihf >/dev/null
-rustup component add llvm-tools >/dev/null 2>&1 || true
+rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || rustup target add thumbv7em-none-eabihf
 cargo build --release --locked --quiet
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 tools="$(rustc --print sysroot)/lib/rustlib/$host/bin"
+# llvm-size / llvm-nm of rustup's llvm-tools when installed, else GNU binutils' size / nm (there
+# wherever a host linker is): both read the ARM ELF's sections and demangle Rust names.
 tool() {
-    if [ -x "$tools/$1" ]; then echo "$tools/$1"
+    if [ -x "$tools/llvm-$1" ]; then echo "$tools/llvm-$1"
     elif command -v "$1" >/dev/null 2>&1; then command -v "$1"
-    else echo "appliance-footprint: no $1 (rustup component add llvm-tools)" >&2; exit 1
+    else echo "appliance-footprint: neither llvm-$1 (rustup component add llvm-tools) nor $1 (binutils)" >&2; exit 1
     fi
 }
-size=$(tool llvm-size)
-nm=$(tool llvm-nm)
+size=$(tool size)
+nm=$(tool nm)
 elf=target/thumbv7em-none-eabihf/release
 
 # section NAME ELF: its size in bytes (0 when absent).
