@@ -4,6 +4,7 @@
 #     own service is kept from starting (or stopped and disabled), tests start
 #     their own instances
 #   - curl
+#   - qemu-system-arm (the appliance firmware's Cortex-M4 board, scripts/appliance.sh)
 #   - HAProxy 3.2 from Debian sid in a private prefix (scripts/haproxy-sid.sh,
 #     default target/haproxy-sid); arguments are passed on to that script
 # Prints the versions found.
@@ -18,6 +19,7 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 missing=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
 # needed by haproxy-sid.sh (normally present on Debian)
 command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
@@ -65,5 +67,6 @@ haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
 say "system haproxy: $haproxy_bin"
 first_line "$haproxy_bin" -v
 first_line curl --version
+first_line qemu-system-arm --version
 
 bash "$repo_root/scripts/haproxy-sid.sh" "$@"

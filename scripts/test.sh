@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian machine, installing what the tests need:
-# HAProxy 2.6 (apt) and 3.2 (Debian sid, private prefix), the no_std target, then formatting,
-# lints, the no_std builds of spop-core, and the whole test suite (unit, property, loopback and
-# real-HAProxy end-to-end tests, on every runtime this machine can run).
+# HAProxy 2.6 (apt) and 3.2 (Debian sid, private prefix), QEMU, the no_std target, then formatting,
+# lints, the no_std builds of spop-core, the appliance firmware under QEMU, and the whole test
+# suite (unit, property, loopback and real-HAProxy end-to-end tests, on every runtime this
+# machine can run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "test dependencies (HAProxy 2.6 and 3.2, curl)"
+step "test dependencies (HAProxy 2.6 and 3.2, curl, qemu-system-arm)"
 if [ "$(id -u)" = 0 ]; then
     scripts/install-test-deps.sh
 elif command -v sudo >/dev/null 2>&1; then
@@ -32,6 +33,9 @@ step "spop-core builds for thumbv7em-none-eabihf (no_std): default, no features,
 cargo build -p spop-core --target thumbv7em-none-eabihf
 cargo build -p spop-core --target thumbv7em-none-eabihf --no-default-features
 cargo build -p spop-core --target thumbv7em-none-eabihf --no-default-features --features defmt
+
+step "appliance firmware (examples/appliance) on QEMU's Cortex-M4: fmt, clippy, conformance run"
+scripts/appliance.sh
 
 step "cargo test (workspace)"
 cargo test --workspace
