@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::tokens::{tokens, trim};
+
 /// A set of SPOP capabilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -46,7 +48,7 @@ impl Capabilities {
 
     /// Parses a capabilities string, ignoring unknown tokens.
     pub fn parse(list: &[u8]) -> Capabilities {
-        list.split(|&b| b == b',')
+        tokens(list)
             .filter_map(Capabilities::from_token)
             .fold(Capabilities::NONE, |acc, cap| acc | cap)
     }
@@ -88,15 +90,4 @@ impl fmt::Display for Capabilities {
             f.write_str(core::str::from_utf8(text).unwrap_or("?"))
         }
     }
-}
-
-/// Strips ASCII spaces and tabs at both ends.
-pub(crate) fn trim(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }

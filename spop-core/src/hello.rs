@@ -5,6 +5,7 @@ use crate::data::TypedData;
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{FrameHeader, FrameType, FrameWriter};
 use crate::kv::{self, KvList};
+use crate::tokens::tokens;
 
 /// The only protocol version this crate speaks, as AGENT-HELLO announces it.
 pub const VERSION: &[u8] = b"2.0";
@@ -74,8 +75,7 @@ impl<'a> HaproxyHello<'a> {
 /// spaces; announcing X.Y means every version from X.0 to X.Y (SPOE.txt §3.2.4). Tokens that do
 /// not parse are ignored.
 pub fn offers_version_2(list: &[u8]) -> bool {
-    list.split(|&b| b == b',').any(|token| {
-        let token = crate::capabilities::trim(token);
+    tokens(list).any(|token| {
         let mut parts = token.splitn(2, |&b| b == b'.');
         let (Some(major), Some(minor)) = (parts.next(), parts.next()) else {
             return false;

@@ -10,6 +10,7 @@
 )]
 
 mod logging;
+mod tokens;
 
 pub mod ack;
 pub mod action;
