@@ -8,11 +8,10 @@
 mod custom_agent;
 
 use std::io::Write;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use runtime_core::ServerConfig;
 use spop_core::{Action, Scope, TypedData};
-use spop_testkit::peer;
+use spop_testkit::{peer, server};
 
 /// A message's arguments: (name, value) pairs.
 type Args = Vec<(&'static [u8], TypedData<'static>)>;
@@ -23,12 +22,7 @@ fn set(scope: Scope, name: &'static [u8], value: TypedData<'static>) -> Action<'
 
 #[test]
 fn the_example_agent_answers_each_message_by_name() {
-    let config = ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let agent = custom_agent::bind(config).unwrap();
+    let agent = custom_agent::bind(server::loopback(1)).unwrap();
     eprintln!("custom_agent on the {} runtime", agent.runtime);
     let stop = agent.stop;
     let serving = std::thread::spawn(agent.serve);

@@ -4,25 +4,19 @@
 //! at a time and then pipelined. Both counts must be 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
-use runtime_core::ServerConfig;
 use runtime_std::Server;
 use spop_core::TypedData;
 use spop_testkit::alloc::{self, Counting, Measuring, BATCH, MEASURED, PIPELINED};
-use spop_testkit::peer;
+use spop_testkit::{peer, server};
 
 #[global_allocator]
 static COUNTER: Counting = Counting::new();
 
 #[test]
 fn a_connection_thread_allocates_nothing_per_notify() {
-    let config = ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        workers: 1,
-        ..ServerConfig::default()
-    };
-    let server = Server::bind(config).unwrap();
+    let server = Server::bind(server::loopback(1)).unwrap();
     let addr = server.local_addrs()[0];
     let stop = server.shutdown_handle();
     let running = std::thread::spawn(move || server.run(|_worker| Measuring::default()));

@@ -12,6 +12,7 @@
 //!   functions panic with what was wrong, which is how a test fails.
 //! - [`alloc`]: the counting global allocator and the measurement the runtimes' "no allocation
 //!   per NOTIFY" tests share.
+//! - [`server`]: where an in-process server under test listens.
 //!
 //! Frames are built with the encoders of `spop-core` (the crate under test encodes what HAProxy
 //! sends as well as what the agent answers); only [`frames::push_raw_frame`] and the tests'
@@ -20,3 +21,4 @@
 pub mod alloc;
 pub mod frames;
 pub mod peer;
+pub mod server;

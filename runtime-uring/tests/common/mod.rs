@@ -1,6 +1,6 @@
 //! An in-process uring server and a test handler; HAProxy's side is `spop_testkit::peer`,
 //! re-exported here.
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -10,7 +10,13 @@ use runtime_core::{HandlerFactory, ServerConfig};
 use runtime_uring::{Server, ShutdownHandle, UringOptions};
 use spop_core::{AckWriter, Action, FrameHeader, Handler, Message, Scope, TypedData};
 use spop_testkit::peer;
-pub use spop_testkit::peer::{connect, disconnect_status, hello, read_frame, session};
+
+// What serve.rs uses; alloc.rs, which includes this module too, uses only some.
+#[allow(unused_imports)]
+pub use spop_testkit::{
+    peer::{connect, disconnect_status, hello, read_frame, session},
+    server::loopback as config,
+};
 
 /// Whether io_uring works here; tests that need it return early (with a note) when not.
 pub fn uring_available(workers: usize) -> bool {
@@ -59,14 +65,6 @@ impl Running {
     pub fn stop(self) -> io::Result<usize> {
         self.stop.shutdown();
         self.thread.join().expect("server thread")
-    }
-}
-
-pub fn config(workers: usize) -> ServerConfig {
-    ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        workers,
-        ..ServerConfig::default()
     }
 }
 
