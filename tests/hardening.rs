@@ -26,16 +26,6 @@ fn assert_healthy(s: &mut TcpStream, stream: u64) {
     check_score_ack(&h, &p);
 }
 
-fn frame(ty: u8, flags: u32, payload: &[u8]) -> Vec<u8> {
-    let mut body = vec![ty];
-    body.extend(flags.to_be_bytes());
-    body.extend([1, 1]);
-    body.extend(payload);
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend(body);
-    out
-}
-
 /// Sends `bytes` on a fresh connection (after a HELLO when `after_hello`) and returns the status
 /// of the AGENT-DISCONNECT that must follow, checking the agent then closes.
 fn status_for(agent: &Agent, after_hello: bool, bytes: &[u8], name: &str) -> u32 {
@@ -90,15 +80,20 @@ fn each_fault_gets_its_status_and_the_healthy_connection_goes_on() {
             vec![0, 0, 0, 3, 3, 0, 0],
             4,
         ),
-        ("never-ending varint", true, frame(3, 1, &[0xff; 12]), 4),
+        ("never-ending varint", true, raw_frame(3, 1, &[0xff; 12]), 4),
         (
             "nb-args larger than what follows",
             true,
-            frame(3, 1, b"\x0fcheck-client-ip\x05\x00\x06\x7f\x00\x00\x01"),
+            raw_frame(3, 1, b"\x0fcheck-client-ip\x05\x00\x06\x7f\x00\x00\x01"),
             4,
         ),
         ("truncated value", true, truncated, 4),
-        ("garbage payload", true, frame(3, 1, b"\xfe\x01\xaa\x55"), 4),
+        (
+            "garbage payload",
+            true,
+            raw_frame(3, 1, b"\xfe\x01\xaa\x55"),
+            4,
+        ),
         ("NOTIFY before HELLO", false, notify(1, 1, ip()), 4),
         ("second HELLO", true, hello(16380), 4),
         (
@@ -118,7 +113,7 @@ fn each_fault_gets_its_status_and_the_healthy_connection_goes_on() {
         (
             "NOTIFY without FIN",
             true,
-            frame(3, 0, b"\x0fcheck-client-ip\x00"),
+            raw_frame(3, 0, b"\x0fcheck-client-ip\x00"),
             10,
         ),
     ];
@@ -146,7 +141,7 @@ fn unknown_frame_types_are_skipped_and_the_next_notify_answered() {
     for runtime in runtimes() {
         let agent = Agent::start(runtime, &[]);
         let mut s = agent.session();
-        s.write_all(&frame(42, 1, b"whatever")).unwrap();
+        s.write_all(&raw_frame(42, 1, b"whatever")).unwrap();
         assert_healthy(&mut s, 9);
     }
 }

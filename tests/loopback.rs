@@ -155,13 +155,7 @@ fn a_peer_vanishing_mid_frame_does_not_disturb_the_others() {
 fn health_check_gets_agent_hello_then_close() {
     each_runtime(|agent| {
         let mut s = agent.connect();
-        s.write_all(&hello_with(&[
-            (b"supported-versions", TypedData::String(b"2.0")),
-            (b"max-frame-size", TypedData::Uint32(16380)),
-            (b"capabilities", TypedData::String(b"")),
-            (b"healthcheck", TypedData::Bool(true)),
-        ]))
-        .unwrap();
+        s.write_all(&healthcheck_hello()).unwrap();
         let (h, p) = read_frame(&mut s).unwrap();
         assert_eq!(h.frame_type, FrameType::AgentHello);
         assert_eq!(

@@ -167,7 +167,8 @@ pub fn handshake(addr: SocketAddr, need_pipelining: bool) -> Result<(TcpStream, 
         .map_err(|e| format!("TCP_NODELAY: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    s.write_all(&proto::haproxy_hello())
+    let hello = proto::haproxy_hello().map_err(|e| format!("encode HAPROXY-HELLO: {e}"))?;
+    s.write_all(&hello)
         .map_err(|e| format!("write HAPROXY-HELLO to {addr}: {e}"))?;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut filled = 0;
@@ -578,7 +579,10 @@ impl Worker {
             for _ in 0..c.owed {
                 let sid = c.next_stream_id;
                 c.next_stream_id += 2;
-                c.encoder.push(&mut c.wbuf, sid);
+                if let Err(e) = c.encoder.push(&mut c.wbuf, sid) {
+                    self.kill(i, format!("encode NOTIFY: {e}"));
+                    return;
+                }
                 c.pending.push_back((sid, now));
             }
             c.owed = 0;

@@ -1,41 +1,38 @@
-//! The frames the load generator sends and the checks it applies to what comes back, on
-//! `spop-core`'s codec.
+//! The frames the load generator sends and the checks it applies to what comes back.
+//!
+//! What HAProxy sends and what a correct `ip_score` ACK is come from `spop-testkit`'s
+//! [`frames`] module, the definitions every test of the workspace uses too: a load run and the
+//! tests cannot drift apart on what they call a right answer. That module does no I/O and never
+//! panics, so it serves the load generator's hot path; this one adds what only a load run needs
+//! (the frame-id every NOTIFY carries, a different address per NOTIFY, the negotiation result,
+//! the canned responder's replies).
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
-use spop_core::frame::LENGTH_SIZE;
-use spop_core::varint::Varint;
 use spop_core::{
-    Ack, Action, AgentHello, Flags, Frame, FrameId, FrameType, HaproxyHello, Parsed, Scope,
+    Action, AgentHello, EncodeError, Flags, Frame, FrameHeader, FrameId, FrameType, Parsed, Scope,
     StreamId, TypedData,
 };
+use spop_testkit::frames::{self, AckFault, Hello};
 
 /// The max-frame-size the tool offers in its HELLO, as HAProxy does by default.
-pub const MAX_FRAME_SIZE: u32 = 16380;
+pub const MAX_FRAME_SIZE: u32 = frames::MAX_FRAME_SIZE;
 
 /// The message every NOTIFY carries.
-pub const MESSAGE: &[u8] = b"check-client-ip";
+pub const MESSAGE: &[u8] = frames::CHECK_CLIENT_IP;
 
 /// The variable every ACK must set.
-pub const VAR_NAME: &[u8] = b"ip_score";
+pub const VAR_NAME: &[u8] = frames::IP_SCORE;
 
 /// The frame-id of every NOTIFY (HAProxy 3.x: one event per stream).
 pub const FRAME_ID: u64 = 1;
 
 /// HAPROXY-HELLO as HAProxy 3.x sends it: version 2.0, max-frame-size 16380, pipelining.
-pub fn haproxy_hello() -> Vec<u8> {
-    let mut out = vec![0u8; 512];
-    let len = HaproxyHello {
-        supported_versions: Some(b"2.0"),
-        max_frame_size: Some(MAX_FRAME_SIZE.into()),
-        capabilities: Some(b"pipelining"),
-        engine_id: Some(b"5b3c1a2e-7d44-4c1e-9a57-6f0e0c1b2d3e"),
-        healthcheck: false,
-    }
-    .encode(&mut out)
-    .unwrap_or(0);
-    out.truncate(len);
-    out
+pub fn haproxy_hello() -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    Hello::v3(MAX_FRAME_SIZE).push(&mut out)?;
+    Ok(out)
 }
 
 /// What the agent answered to HELLO.
@@ -90,40 +87,21 @@ pub fn check_agent_hello(frame: &Frame<'_>) -> Result<Negotiated, String> {
 /// carries a different address, so an agent cannot serve them from a cache.
 #[derive(Clone, Debug)]
 pub struct NotifyEncoder {
-    /// Message name, nb-args, empty arg name, IPV4 type byte; the 4 address bytes follow.
-    payload_head: Vec<u8>,
     next_ip: u32,
 }
 
 impl NotifyEncoder {
     /// An encoder whose addresses start at `first_ip`.
     pub fn new(first_ip: u32) -> Self {
-        let mut payload_head = Vec::with_capacity(32);
-        payload_head.push(MESSAGE.len() as u8);
-        payload_head.extend_from_slice(MESSAGE);
-        payload_head.push(1); // nb-args
-        payload_head.push(0); // unnamed argument
-        payload_head.push(6); // IPV4, no flags
-        NotifyEncoder {
-            payload_head,
-            next_ip: first_ip,
-        }
+        NotifyEncoder { next_ip: first_ip }
     }
 
     /// Appends the NOTIFY of `stream_id` (frame-id [`FRAME_ID`]) to `out`.
-    pub fn push(&mut self, out: &mut Vec<u8>, stream_id: u64) {
-        let sid = Varint::new(stream_id);
-        let fid = Varint::new(FRAME_ID);
-        let length =
-            1 + 4 + sid.as_bytes().len() + fid.as_bytes().len() + self.payload_head.len() + 4;
-        out.extend_from_slice(&(length as u32).to_be_bytes());
-        out.push(u8::from(FrameType::Notify));
-        out.extend_from_slice(&Flags::FIN.0.to_be_bytes());
-        out.extend_from_slice(sid.as_bytes());
-        out.extend_from_slice(fid.as_bytes());
-        out.extend_from_slice(&self.payload_head);
-        out.extend_from_slice(&self.next_ip.to_be_bytes());
+    pub fn push(&mut self, out: &mut Vec<u8>, stream_id: u64) -> Result<(), EncodeError> {
+        let ip = TypedData::Ipv4(Ipv4Addr::from(self.next_ip));
+        frames::push_check_client_ip(out, stream_id, FRAME_ID, ip)?;
         self.next_ip = self.next_ip.wrapping_add(1);
+        Ok(())
     }
 }
 
@@ -169,30 +147,17 @@ impl fmt::Display for AckError {
     }
 }
 
-/// Checks one frame from the agent: an ACK with FIN, frame-id [`FRAME_ID`], and exactly one
-/// SET-VAR sess.`ip_score` = an integer 0..=100 with nothing after it. Returns the stream-id and
-/// the score; the caller checks the stream-id against its pending NOTIFYs.
+/// Checks one frame from the agent: frame-id [`FRAME_ID`], then [`frames::check_score_ack`] (an
+/// ACK with FIN, no ABORT, exactly one SET-VAR sess.`ip_score` = an integer 0..=100 with nothing
+/// after it). Returns the stream-id and the score; the caller checks the stream-id against its
+/// pending NOTIFYs.
 ///
 /// On [`AckError::Actions`] and [`AckError::Flags`] the ids are still meaningful and the NOTIFY
 /// counts as answered (wrongly); on the others it does not.
 pub fn check_ack(frame: &Frame<'_>) -> Result<(u64, i64), (Option<u64>, AckError)> {
-    let Some(ack) = Ack::from_frame(frame) else {
-        let detail = match frame.header.frame_type {
-            FrameType::AgentDisconnect => match spop_core::Disconnect::parse(frame.payload) {
-                Ok(d) => format!(
-                    "AGENT-DISCONNECT status {} \"{}\"",
-                    d.status.code(),
-                    String::from_utf8_lossy(d.message)
-                ),
-                Err(e) => format!("AGENT-DISCONNECT (undecodable: {e:?})"),
-            },
-            other => format!("expected ACK, got {other}"),
-        };
-        return Err((None, AckError::NotAck(detail)));
-    };
-    let StreamId(stream_id) = ack.header.stream_id;
-    let FrameId(frame_id) = ack.header.frame_id;
-    if frame_id != FRAME_ID {
+    let StreamId(stream_id) = frame.header.stream_id;
+    let FrameId(frame_id) = frame.header.frame_id;
+    if frame.header.frame_type == FrameType::Ack && frame_id != FRAME_ID {
         return Err((
             None,
             AckError::FrameId {
@@ -201,35 +166,13 @@ pub fn check_ack(frame: &Frame<'_>) -> Result<(u64, i64), (Option<u64>, AckError
             },
         ));
     }
-    let flags = ack.header.flags;
-    if !flags.is_fin() || flags.is_abort() {
-        return Err((Some(stream_id), AckError::Flags(flags.0)));
-    }
-    let bad = |detail: String| (Some(stream_id), AckError::Actions { stream_id, detail });
-    let mut actions = ack.actions();
-    let score = match actions.next() {
-        None => return Err(bad("no action".into())),
-        Some(Err(e)) => return Err(bad(format!("undecodable action: {e:?}"))),
-        Some(Ok(Action::SetVar {
-            scope: Scope::Session,
-            name,
-            value,
-        })) if name == VAR_NAME => match value {
-            TypedData::Int32(v) => i64::from(v),
-            TypedData::Uint32(v) => i64::from(v),
-            TypedData::Int64(v) => v,
-            TypedData::Uint64(v) => i64::try_from(v).unwrap_or(i64::MAX),
-            other => return Err(bad(format!("ip_score of type {other:?}"))),
-        },
-        Some(Ok(other)) => return Err(bad(format!("unexpected action {other:?}"))),
-    };
-    if !(0..=100).contains(&score) {
-        return Err(bad(format!("ip_score {score} outside 0..=100")));
-    }
-    match actions.next() {
-        None => Ok((stream_id, score)),
-        Some(Ok(extra)) => Err(bad(format!("more than one action: then {extra:?}"))),
-        Some(Err(e)) => Err(bad(format!("trailing bytes after the action: {e:?}"))),
+    match frames::check_score_ack(frame) {
+        Ok(score) => Ok((stream_id, score)),
+        Err(AckFault::NotAck(what)) => Err((None, AckError::NotAck(what))),
+        Err(AckFault::Flags(flags)) => Err((Some(stream_id), AckError::Flags(flags))),
+        Err(AckFault::Actions(detail)) => {
+            Err((Some(stream_id), AckError::Actions { stream_id, detail }))
+        }
     }
 }
 
@@ -291,17 +234,23 @@ impl Default for CannedReplies {
 
 impl CannedReplies {
     /// Appends the canned ACK for (`stream_id`, `frame_id`).
-    pub fn push_ack(&self, out: &mut Vec<u8>, stream_id: u64, frame_id: u64) {
-        let sid = Varint::new(stream_id);
-        let fid = Varint::new(frame_id);
-        let length = 1 + 4 + sid.as_bytes().len() + fid.as_bytes().len() + self.ack_payload.len();
-        out.reserve(LENGTH_SIZE + length);
-        out.extend_from_slice(&(length as u32).to_be_bytes());
-        out.push(u8::from(FrameType::Ack));
-        out.extend_from_slice(&Flags::FIN.0.to_be_bytes());
-        out.extend_from_slice(sid.as_bytes());
-        out.extend_from_slice(fid.as_bytes());
-        out.extend_from_slice(&self.ack_payload);
+    pub fn push_ack(
+        &self,
+        out: &mut Vec<u8>,
+        stream_id: u64,
+        frame_id: u64,
+    ) -> Result<(), EncodeError> {
+        let ack = Frame {
+            header: FrameHeader {
+                frame_type: FrameType::Ack,
+                flags: Flags::FIN,
+                stream_id: StreamId(stream_id),
+                frame_id: FrameId(frame_id),
+            },
+            payload: &self.ack_payload,
+        };
+        frames::append(out, |buf| ack.encode(buf, MAX_FRAME_SIZE))?;
+        Ok(())
     }
 }
 
@@ -309,7 +258,6 @@ impl CannedReplies {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use spop_core::FrameHeader;
 
     fn frame_of(bytes: &[u8]) -> Frame<'_> {
         match next_frame(bytes).unwrap() {
@@ -355,8 +303,8 @@ mod tests {
     fn notify_decodes_as_haproxy_sends_it() {
         let mut out = Vec::new();
         let mut enc = NotifyEncoder::new(0x0A00_0001);
-        enc.push(&mut out, 1);
-        enc.push(&mut out, 3001);
+        enc.push(&mut out, 1).unwrap();
+        enc.push(&mut out, 3001).unwrap();
         let f = frame_of(&out[..out.len() / 2 - 1]);
         assert_eq!(f.header.frame_type, FrameType::Notify);
         assert_eq!(f.header.stream_id, StreamId(1));
@@ -378,7 +326,9 @@ mod tests {
     #[test]
     fn canned_ack_passes_the_check() {
         let mut out = Vec::new();
-        CannedReplies::default().push_ack(&mut out, 4097, 1);
+        CannedReplies::default()
+            .push_ack(&mut out, 4097, 1)
+            .unwrap();
         assert_eq!(check_ack(&frame_of(&out)), Ok((4097, 42)));
     }
 
@@ -464,7 +414,7 @@ mod tests {
                 pipelining: true
             }
         );
-        let hello = haproxy_hello();
+        let hello = haproxy_hello().unwrap();
         let f = frame_of(&hello);
         let parsed = spop_core::HaproxyHello::parse(f.payload).unwrap();
         assert_eq!(parsed.max_frame_size, Some(u64::from(MAX_FRAME_SIZE)));

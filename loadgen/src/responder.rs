@@ -74,7 +74,8 @@ impl Framer {
         }
     }
 
-    /// Appends the answer of every complete frame to `out`; false on garbage.
+    /// Appends the answer of every complete frame to `out`; false when the connection must close
+    /// (garbage in, or an ACK that cannot be encoded).
     fn answer(&mut self, canned: &CannedReplies, out: &mut Vec<u8>) -> bool {
         let mut at = 0;
         while !self.closing {
@@ -83,7 +84,11 @@ impl Framer {
                     at += used;
                     let h = frame.header;
                     match h.frame_type {
-                        FrameType::Notify => canned.push_ack(out, h.stream_id.0, h.frame_id.0),
+                        FrameType::Notify => {
+                            let Ok(()) = canned.push_ack(out, h.stream_id.0, h.frame_id.0) else {
+                                return false;
+                            };
+                        }
                         FrameType::HaproxyHello => out.extend_from_slice(&canned.agent_hello),
                         FrameType::HaproxyDisconnect => {
                             out.extend_from_slice(&canned.agent_disconnect);

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use runtime_core::{End, Next, ServerConfig, Session};
 use spop_core::{
-    AckWriter, Arg, Close, Disconnect, Error, Frame, FrameId, FrameType, Handler, HaproxyHello,
-    Message, NotifyWriter, Parsed, Scope, StreamId, TypedData,
+    AckWriter, Close, Disconnect, Error, Frame, FrameType, Handler, Message, Parsed, Scope,
+    TypedData,
 };
+use spop_testkit::peer;
 
 const HELLO: Duration = Duration::from_secs(5);
 const FRAME: Duration = Duration::from_secs(3);
@@ -40,35 +41,12 @@ impl Handler for Score {
 }
 
 fn hello() -> Vec<u8> {
-    let mut out = vec![0u8; 512];
-    let n = HaproxyHello {
-        supported_versions: Some(b"2.0"),
-        max_frame_size: Some(16380),
-        capabilities: Some(b"pipelining"),
-        engine_id: None,
-        healthcheck: false,
-    }
-    .encode(&mut out)
-    .unwrap();
-    out.truncate(n);
-    out
+    peer::hello(16380)
 }
 
 fn notify_named(stream: u64, name: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 512];
-    let mut w = NotifyWriter::new(&mut out, StreamId(stream), FrameId(1), 16380).unwrap();
     let ip = TypedData::Ipv4(Ipv4Addr::new(192, 0, 2, 1));
-    w.message(
-        name,
-        &[Arg {
-            name: b"",
-            value: ip,
-        }],
-    )
-    .unwrap();
-    let n = w.finish();
-    out.truncate(n);
-    out
+    peer::notify_message(stream, 1, name, &[(b"", ip)])
 }
 
 fn notify(stream: u64) -> Vec<u8> {
@@ -334,17 +312,7 @@ fn one_read_of_pipelined_notifies_is_answered_in_one_write() {
 fn a_health_check_gets_agent_hello_then_a_close() {
     let t0 = Instant::now();
     let mut s = session(t0);
-    let mut out = vec![0u8; 512];
-    let n = HaproxyHello {
-        supported_versions: Some(b"2.0"),
-        max_frame_size: Some(16380),
-        capabilities: Some(b""),
-        engine_id: None,
-        healthcheck: true,
-    }
-    .encode(&mut out)
-    .unwrap();
-    receive(&mut s, &out[..n], t0);
+    receive(&mut s, &peer::healthcheck_hello(), t0);
     let (out, next) = step(&mut s, t0);
     assert_eq!(frame_types(&out), [FrameType::AgentHello]);
     assert!(matches!(next, Next::Close(End::Closed(Close::Healthcheck))));

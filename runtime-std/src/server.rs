@@ -274,24 +274,29 @@ impl<H: Handler> Serve for Connection<'_, H> {
         let _ = self.stream.set_nodelay(true);
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
+        // One clock read per read or write: the instant an I/O completed is the session's `now`
+        // until the next one completes.
+        let mut now = Instant::now();
         let end = loop {
-            match session.next(&mut self.handler, Instant::now()) {
+            match session.next(&mut self.handler, now) {
                 Next::Read => {
-                    if let Some(t) = read_timeout.update(session.poll_timeout(), Instant::now()) {
+                    if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
                     let result = self.stream.read(session.read_buf());
+                    now = Instant::now();
                     if matches!(result, Ok(0)) && self.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
-                    session.on_read(result, Instant::now());
+                    session.on_read(result, now);
                 }
                 Next::Write => {
-                    if let Some(t) = write_timeout.update(session.poll_timeout(), Instant::now()) {
+                    if let Some(t) = write_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_write_timeout(t);
                     }
                     let result = self.stream.write(session.output());
-                    session.on_write(result, Instant::now());
+                    now = Instant::now();
+                    session.on_write(result, now);
                 }
                 Next::Close(end) => break end,
             }

@@ -76,9 +76,12 @@ impl<H: Handler + 'static> Connection<H> {
         // Once the executor stops: the read side is shut, what was received is still read and
         // answered, then end-of-input brings AGENT-DISCONNECT 0.
         let mut draining = false;
+        // One clock read per read or write: the instant an I/O completed is the session's `now`
+        // until the next one completes.
+        let mut now = Instant::now();
         let end = loop {
             let next = match worker.handler.try_borrow_mut() {
-                Ok(mut handler) => session.next(&mut *handler, Instant::now()),
+                Ok(mut handler) => session.next(&mut *handler, now),
                 Err(_) => {
                     session.fail(std::io::Error::other("the executor's handler is in use"));
                     continue;
@@ -86,7 +89,7 @@ impl<H: Handler + 'static> Connection<H> {
             };
             match next {
                 Next::Read => {
-                    if let Some(t) = read_timeout.update(session.poll_timeout(), Instant::now()) {
+                    if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
                     let read = if draining {
@@ -101,6 +104,7 @@ impl<H: Handler + 'static> Connection<H> {
                         })
                         .await
                     };
+                    now = Instant::now();
                     let Some(result) = read else {
                         draining = true;
                         session.drain();
@@ -110,14 +114,15 @@ impl<H: Handler + 'static> Connection<H> {
                     if matches!(result, Ok(0)) && worker.shared.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
-                    session.on_read(result, Instant::now());
+                    session.on_read(result, now);
                 }
                 Next::Write => {
-                    if let Some(t) = write_timeout.update(session.poll_timeout(), Instant::now()) {
+                    if let Some(t) = write_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_write_timeout(t);
                     }
                     let result = theirs(self.stream.write(session.output())).await;
-                    session.on_write(result, Instant::now());
+                    now = Instant::now();
+                    session.on_write(result, now);
                 }
                 Next::Close(end) => break end,
             }

@@ -1,18 +1,14 @@
-//! Shared by the integration tests: start the `spoa` binary as its own process, play HAProxy's
-//! side of SPOP over real TCP.
+//! Shared by the integration tests: start the `spoa` binary as its own process (its logs, its
+//! signals). HAProxy's side of SPOP over real TCP is `spop_testkit::peer`, re-exported here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spop_core::frame::{FrameWriter, LENGTH_SIZE};
-use spop_core::{
-    Ack, Action, Arg, Disconnect, Frame, FrameHeader, FrameId, FrameType, HaproxyHello,
-    NotifyWriter, Scope, Status, StreamId, TypedData,
-};
+pub use spop_testkit::peer::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spoa");
 
@@ -107,19 +103,12 @@ impl Agent {
     }
 
     pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect to agent");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
+        connect(self.addr)
     }
 
     /// A connection past the handshake.
     pub fn session(&self) -> TcpStream {
-        let mut s = self.connect();
-        s.write_all(&hello(16380)).unwrap();
-        let (h, _) = read_frame(&mut s).expect("AGENT-HELLO");
-        assert_eq!(h.frame_type, FrameType::AgentHello);
-        s
+        session(self.addr)
     }
 
     pub fn logs(&self) -> Vec<String> {
@@ -193,147 +182,5 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A HAPROXY-HELLO as HAProxy 2.6 sends it, with `max-frame-size` set.
-pub fn hello(max_frame_size: u32) -> Vec<u8> {
-    encoded(|out| {
-        HaproxyHello {
-            supported_versions: Some(b"2.0"),
-            max_frame_size: Some(max_frame_size.into()),
-            capabilities: Some(b"pipelining,async"),
-            engine_id: Some(b"00c6af8f-2e5d-40b6-9651-21edb52e7009"),
-            healthcheck: false,
-        }
-        .encode(out)
-        .unwrap()
-    })
-}
-
-/// A HAPROXY-HELLO with exactly these items, in this order (for the handshake faults: missing or
-/// odd keys that `HaproxyHello::encode` would not write).
-pub fn hello_with(items: &[(&[u8], TypedData<'_>)]) -> Vec<u8> {
-    let mut out = vec![0u8; 4096];
-    let mut f =
-        FrameWriter::begin(&mut out, &FrameHeader::connection(FrameType::HaproxyHello)).unwrap();
-    for (k, v) in items {
-        spop_core::kv::put(f.payload(), k, v).unwrap();
-    }
-    let n = f.finish(u32::MAX).unwrap();
-    out.truncate(n);
-    out
-}
-
-/// A NOTIFY carrying `check-client-ip` with `ip` as its one unnamed argument.
-pub fn notify(stream: u64, frame: u64, ip: TypedData<'_>) -> Vec<u8> {
-    notify_message(stream, frame, b"check-client-ip", &[(b"", ip)])
-}
-
-pub fn notify_message(
-    stream: u64,
-    frame: u64,
-    name: &[u8],
-    args: &[(&[u8], TypedData<'_>)],
-) -> Vec<u8> {
-    let args: Vec<Arg<'_>> = args
-        .iter()
-        .map(|&(name, value)| Arg { name, value })
-        .collect();
-    encoded(|out| {
-        let mut w = NotifyWriter::new(out, StreamId(stream), FrameId(frame), u32::MAX).unwrap();
-        w.message(name, &args).unwrap();
-        w.finish()
-    })
-}
-
-/// Runs an encoder over a scratch buffer and keeps the bytes it wrote.
-fn encoded(encode: impl FnOnce(&mut [u8]) -> usize) -> Vec<u8> {
-    let mut out = vec![0u8; 65536];
-    let n = encode(&mut out);
-    out.truncate(n);
-    out
-}
-
-pub fn haproxy_disconnect() -> Vec<u8> {
-    let mut out = vec![0u8; 256];
-    let n = Disconnect {
-        status: Status::Normal,
-        message: b"normal",
-    }
-    .encode_as(FrameType::HaproxyDisconnect, &mut out, 16380)
-    .unwrap();
-    out.truncate(n);
-    out
-}
-
-/// Reads one whole frame; `None` at end of stream.
-pub fn read_frame(s: &mut impl Read) -> Option<(FrameHeader, Vec<u8>)> {
-    let mut len = [0u8; LENGTH_SIZE];
-    s.read_exact(&mut len).ok()?;
-    let len = u32::from_be_bytes(len) as usize;
-    assert!(len <= 65536, "agent frame of {len} bytes");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).expect("frame body");
-    let frame = Frame::decode_body(&body).expect("agent frame header");
-    let header = frame.header;
-    let payload = frame.payload.to_vec();
-    Some((header, payload))
-}
-
-/// Checks that a frame is the ACK of (stream, frame) with FIN and exactly one set-var
-/// sess.ip_score of an integer 0..=100; returns the score.
-pub fn check_score_ack(header: &FrameHeader, payload: &[u8]) -> i64 {
-    assert_eq!(header.frame_type, FrameType::Ack, "expected an ACK");
-    assert!(header.flags.is_fin(), "ACK without FIN");
-    let body_frame = Frame {
-        header: *header,
-        payload,
-    };
-    let ack = Ack::from_frame(&body_frame).unwrap();
-    let actions: Vec<_> = ack
-        .actions()
-        .collect::<Result<_, _>>()
-        .expect("actions decode");
-    assert_eq!(actions.len(), 1, "one action: {actions:?}");
-    match actions[0] {
-        Action::SetVar {
-            scope: Scope::Session,
-            name: b"ip_score",
-            value,
-        } => {
-            let score = match value {
-                TypedData::Int32(v) => i64::from(v),
-                TypedData::Int64(v) => v,
-                other => panic!("ip_score of type {other:?}"),
-            };
-            assert!((0..=100).contains(&score), "score {score} out of 0..=100");
-            score
-        }
-        other => panic!("unexpected action {other:?}"),
-    }
-}
-
-/// The status of an AGENT-DISCONNECT frame.
-pub fn disconnect_status(header: &FrameHeader, payload: &[u8]) -> u32 {
-    assert_eq!(
-        header.frame_type,
-        FrameType::AgentDisconnect,
-        "expected AGENT-DISCONNECT"
-    );
-    Disconnect::parse(payload).unwrap().status.code()
-}
-
-/// Reads until the peer closes; true when it did within `timeout`.
-pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
-    s.set_read_timeout(Some(timeout)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
     }
 }

@@ -1,17 +1,21 @@
-//! A tiny SPOP client and a test handler, for tests against an in-process uring server.
+//! An in-process uring server and a test handler; HAProxy's side is `spop_testkit::peer`,
+//! re-exported here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use runtime_core::{HandlerFactory, ServerConfig};
 use runtime_uring::{Server, ShutdownHandle, UringOptions};
-use spop_core::frame::LENGTH_SIZE;
-use spop_core::{
-    AckWriter, Arg, Disconnect, Frame, FrameHeader, FrameId, FrameType, Handler, HaproxyHello,
-    Message, NotifyWriter, Scope, StreamId, TypedData,
+use spop_core::{AckWriter, Action, FrameHeader, Handler, Message, Scope, TypedData};
+use spop_testkit::peer;
+
+// What serve.rs uses; alloc.rs, which includes this module too, uses only some.
+#[allow(unused_imports)]
+pub use spop_testkit::{
+    peer::{connect, disconnect_status, hello, read_frame, session},
+    server::loopback as config,
 };
 
 /// Whether io_uring works here; tests that need it return early (with a note) when not.
@@ -64,14 +68,6 @@ impl Running {
     }
 }
 
-pub fn config(workers: usize) -> ServerConfig {
-    ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        workers,
-        ..ServerConfig::default()
-    }
-}
-
 pub fn start<F: HandlerFactory>(config: ServerConfig, factory: F) -> Running {
     let server = Server::bind(config, UringOptions::default()).expect("bind");
     let addr = server.local_addrs()[0];
@@ -80,91 +76,29 @@ pub fn start<F: HandlerFactory>(config: ServerConfig, factory: F) -> Running {
     Running { addr, stop, thread }
 }
 
-pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-/// A connection past the handshake.
-pub fn session(addr: SocketAddr) -> TcpStream {
-    let mut s = connect(addr);
-    s.write_all(&hello(16380)).unwrap();
-    let (h, _) = read_frame(&mut s).expect("AGENT-HELLO");
-    assert_eq!(h.frame_type, FrameType::AgentHello);
-    s
-}
-
-pub fn hello(max_frame_size: u32) -> Vec<u8> {
-    let mut out = vec![0u8; 1024];
-    let n = HaproxyHello {
-        supported_versions: Some(b"2.0"),
-        max_frame_size: Some(max_frame_size.into()),
-        capabilities: Some(b"pipelining"),
-        ..HaproxyHello::default()
-    }
-    .encode(&mut out)
-    .unwrap();
-    out.truncate(n);
-    out
-}
-
 /// A NOTIFY with one `check-client-ip` message carrying an IPv4 address.
 pub fn notify(stream: u64, frame: u64) -> Vec<u8> {
-    notify_named(stream, frame, b"check-client-ip")
+    peer::notify(stream, frame, ip())
 }
 
 /// A NOTIFY with one message `name` carrying an IPv4 address.
 pub fn notify_named(stream: u64, frame: u64, name: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 256];
-    let mut w = NotifyWriter::new(&mut out, StreamId(stream), FrameId(frame), u32::MAX).unwrap();
-    let ip = TypedData::Ipv4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    w.message(
-        name,
-        &[Arg {
-            name: b"",
-            value: ip,
-        }],
-    )
-    .unwrap();
-    let n = w.finish();
-    out.truncate(n);
-    out
+    peer::notify_message(stream, frame, name, &[(b"", ip())])
 }
 
-/// Reads one whole frame; `None` at end of stream (or on a reset).
-pub fn read_frame(s: &mut impl Read) -> Option<(FrameHeader, Vec<u8>)> {
-    let mut len = [0u8; LENGTH_SIZE];
-    s.read_exact(&mut len).ok()?;
-    let len = u32::from_be_bytes(len) as usize;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    let frame = Frame::decode_body(&body).expect("agent frame header");
-    Some((frame.header, frame.payload.to_vec()))
+fn ip() -> TypedData<'static> {
+    TypedData::Ipv4(Ipv4Addr::new(192, 0, 2, 1))
 }
 
 /// Checks an ACK of (stream, frame); returns the `worker` it carries.
 pub fn ack_worker(header: &FrameHeader, payload: &[u8], stream: u64, frame: u64) -> i32 {
-    assert_eq!(header.frame_type, FrameType::Ack, "expected an ACK");
-    assert_eq!((header.stream_id.0, header.frame_id.0), (stream, frame));
-    let body = Frame {
-        header: *header,
-        payload,
-    };
-    let ack = spop_core::Ack::from_frame(&body).unwrap();
-    let actions: Vec<_> = ack.actions().collect::<Result<_, _>>().unwrap();
-    match actions.as_slice() {
-        [spop_core::Action::SetVar {
+    peer::assert_ack_of(header, stream, frame);
+    match peer::ack_actions(header, payload).as_slice() {
+        [Action::SetVar {
             name: b"worker",
             value: TypedData::Int32(w),
             ..
         }] => *w,
         other => panic!("unexpected actions {other:?}"),
     }
-}
-
-pub fn disconnect_status(header: &FrameHeader, payload: &[u8]) -> u32 {
-    assert_eq!(header.frame_type, FrameType::AgentDisconnect);
-    Disconnect::parse(payload).unwrap().status.code()
 }
