@@ -23,10 +23,11 @@ pub fn cpus() -> usize {
 }
 
 impl RuntimeSpec {
-    /// `std` (default workers), `uring` (one worker per CPU), `uring-spin` (same, busy-polling
-    /// 50 µs before sleeping), or `uring-spin=<µs>`.
-    pub fn parse(name: &str) -> Result<RuntimeSpec, String> {
-        let workers = cpus().to_string();
+    /// `std` (a thread per connection), `uring` (one worker per agent CPU), `uring-spin` (same,
+    /// busy-polling 50 µs before sleeping), or `uring-spin=<µs>`; `agent_cpus` is how many CPUs
+    /// the agent gets.
+    pub fn parse(name: &str, agent_cpus: usize) -> Result<RuntimeSpec, String> {
+        let workers = agent_cpus.max(1).to_string();
         let (base, spin) = match name.split_once('=') {
             Some((base, us)) => (base, Some(us)),
             None => (name, None),
@@ -105,12 +106,17 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl AgentProcess {
-    /// Starts the agent on 127.0.0.1 and a free port, and waits until it accepts connections.
-    pub fn start(agent: &Path, spec: &RuntimeSpec) -> Result<AgentProcess, String> {
+    /// Starts the agent on 127.0.0.1 and a free port, on `cpus` (any when `None`), and waits
+    /// until it accepts connections.
+    pub fn start(
+        agent: &Path,
+        spec: &RuntimeSpec,
+        cpus: Option<&[usize]>,
+    ) -> Result<AgentProcess, String> {
         let mut last = String::new();
         // The port may be taken between our probe and the agent's bind: try a few.
         for _ in 0..3 {
-            match Self::try_start(agent, spec)? {
+            match Self::try_start(agent, spec, cpus)? {
                 Ok(a) => return Ok(a),
                 Err(e) => last = e,
             }
@@ -118,9 +124,13 @@ impl AgentProcess {
         Err(last)
     }
 
-    fn try_start(agent: &Path, spec: &RuntimeSpec) -> Result<Result<AgentProcess, String>, String> {
+    fn try_start(
+        agent: &Path,
+        spec: &RuntimeSpec,
+        cpus: Option<&[usize]>,
+    ) -> Result<Result<AgentProcess, String>, String> {
         let port = free_port()?;
-        let mut child = Command::new(agent)
+        let mut child = crate::placement::command(agent, cpus)
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .args(&spec.args)
             .env("RUST_LOG", "info")

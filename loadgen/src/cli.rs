@@ -9,22 +9,28 @@ use clap::Parser;
 
 use crate::client::{self, LoadConfig, Shape};
 use crate::matrix::{self, MatrixConfig, ResponderLaunch, DEFAULT_RUNTIMES, DEFAULT_SHAPES};
+use crate::placement::Placement;
 use crate::report::{self, Row};
 use crate::responder;
 
 const AFTER_HELP: &str = "\
 MODES:
   spoa-loadgen [--agent target/release/spoa] [--runtimes std,uring,uring-spin]
-               [--shapes 1x1,1x32,4x16,32x1,256x1] [--duration SECS] [--warmup SECS] [--out DIR]
+               [--shapes 1x1,1x32,4x32,32x1,256x1,1024x1] [--duration SECS] [--warmup SECS]
+               [--agent-cpus LIST --load-cpus LIST | --colocated] [--no-syscalls] [--out DIR]
       The matrix: every runtime (plus the canned responder) at every shape, each row against a
       fresh agent process; writes DIR/latency.md and DIR/latency-<shape>.svg. Runtimes the agent
       cannot run here (`spoa --runtime uring --check-runtime` fails) are skipped with a note.
+      By default the agent gets the second half of the usable CPUs and the load generator the
+      first (on 2 CPUs: agent on CPU 1, load on CPU 0), as a thread-per-core agent is deployed.
+      Each row is followed by a 1 s counting pass under `strace -c -f` for the agent's system
+      calls per ACK (skipped with a note when strace is missing; --no-syscalls to skip).
   spoa-loadgen --connect HOST:PORT --shape 4x16 [--agent-pid PID]
       Loads an agent that is already running; prints the table on stdout.
   spoa-loadgen --responder [--listen 127.0.0.1:0]
       The canned responder alone (prints its address; exits when stdin closes).
 
-RUNTIMES: std (the agent's default workers), uring (one worker per CPU), uring-spin (uring with
+RUNTIMES: std (a thread per connection), uring (one worker per agent CPU), uring-spin (uring with
   --spin-us 50), uring-spin=<µs>.
 CANNED: the harness's own responder, run first at every shape in each --canned mode (epoll: one
   thread for all connections; threads: a blocking thread per connection); `% of canned` is
@@ -90,6 +96,24 @@ pub struct Args {
     #[arg(long, value_name = "PID", requires = "connect")]
     pub agent_pid: Option<u32>,
 
+    /// The agent's (and the canned responder's) CPUs, e.g. `1` or `4-7` [default: the second
+    /// half of the CPUs this process may use].
+    #[arg(long, value_name = "LIST", value_parser = crate::placement::parse_list)]
+    pub agent_cpus: Option<Vec<usize>>,
+
+    /// The load generator's CPUs [default: the first half of the CPUs this process may use].
+    #[arg(long, value_name = "LIST", value_parser = crate::placement::parse_list)]
+    pub load_cpus: Option<Vec<usize>>,
+
+    /// Run agent and load generator on the same CPUs (no pinning), as the benchmark did before
+    /// it measured runtimes the way they are deployed; the report says so.
+    #[arg(long, conflicts_with_all = ["agent_cpus", "load_cpus"])]
+    pub colocated: bool,
+
+    /// Skip the counting pass under `strace -c` that gives the agent's system calls per ACK.
+    #[arg(long)]
+    pub no_syscalls: bool,
+
     /// Be the canned responder.
     #[arg(long)]
     pub responder: bool,
@@ -102,6 +126,54 @@ pub struct Args {
     /// With --responder: where to listen.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+}
+
+/// The placement the flags ask for: explicit lists, the default split, or co-located.
+fn placement(args: &Args) -> Result<Placement, String> {
+    if args.colocated {
+        return Ok(Placement::Colocated);
+    }
+    let usable = crate::placement::usable_cpus();
+    let default = Placement::split(&usable);
+    let (agent, load) = match (&args.agent_cpus, &args.load_cpus, &default) {
+        (None, None, _) => return Ok(default),
+        (Some(a), Some(l), _) => (a.clone(), l.clone()),
+        (Some(a), None, _) => (
+            a.clone(),
+            usable.iter().copied().filter(|c| !a.contains(c)).collect(),
+        ),
+        (None, Some(l), _) => (
+            usable.iter().copied().filter(|c| !l.contains(c)).collect(),
+            l.clone(),
+        ),
+    };
+    if agent.is_empty() || load.is_empty() {
+        return Err("--agent-cpus and --load-cpus must each leave the other a CPU".into());
+    }
+    if agent.iter().any(|c| load.contains(c)) {
+        return Err(format!(
+            "--agent-cpus {} and --load-cpus {} overlap (use --colocated to share CPUs)",
+            crate::placement::format_list(&agent),
+            crate::placement::format_list(&load)
+        ));
+    }
+    Ok(Placement::Disjoint { agent, load })
+}
+
+/// 1024 connections need more descriptors than a shell's usual soft limit of 1024.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one plain struct that we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
@@ -155,6 +227,8 @@ fn run(args: Args, command: String) -> Result<bool, String> {
     if let Some(n) = args.nice {
         crate::cpu::set_nice(n)?;
     }
+    raise_open_files_limit();
+    let placement = placement(&args)?;
     let warmup = secs(args.warmup, "warmup")?;
     let duration = secs(args.duration, "duration")?;
     let drain = secs(args.drain, "drain")?;
@@ -178,7 +252,13 @@ fn run(args: Args, command: String) -> Result<bool, String> {
                 agent_pid: args.agent_pid,
                 ..LoadConfig::new(addr, shape)
             };
-            let result = client::run(&config)?;
+            let mut result = client::run(&config)?;
+            if let (Some(pid), false) = (args.agent_pid, args.no_syscalls) {
+                match matrix::count_syscalls(&config, pid) {
+                    Ok(per_ack) => result.agent_syscalls_per_ack = Some(per_ack),
+                    Err(e) => eprintln!("system calls not counted: {e}"),
+                }
+            }
             let row = Row {
                 runtime: target.clone(),
                 result,
@@ -209,6 +289,8 @@ fn run(args: Args, command: String) -> Result<bool, String> {
         },
         out: args.out,
         command,
+        placement,
+        count_syscalls: !args.no_syscalls,
     };
     let (md, clean) = matrix::run(&config)?;
     println!("{md}");

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 use spop_core::Parsed;
 
+use crate::counters;
 use crate::cpu;
 use crate::proto::{self, check_ack, AckError, NotifyEncoder};
 
@@ -122,6 +123,11 @@ pub struct LoadResult {
     pub agent_cpu: Option<Duration>,
     /// This process's CPU time over the window (all its threads).
     pub loadgen_cpu: Option<Duration>,
+    /// The agent's context switches (voluntary and not, all threads) over the window.
+    pub agent_switches: Option<u64>,
+    /// The agent's system calls per ACK, from a separate counting pass (see
+    /// [`crate::counters`]), when one ran.
+    pub agent_syscalls_per_ack: Option<f64>,
 }
 
 impl LoadResult {
@@ -245,10 +251,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
 
     sleep_until(plan.measure_from);
     let agent_before = config.agent_pid.and_then(cpu::process_cpu);
+    let switches_before = config.agent_pid.and_then(counters::context_switches);
     let self_before = cpu::self_cpu();
     let window_start = Instant::now();
     sleep_until(plan.measure_to);
     let agent_after = config.agent_pid.and_then(cpu::process_cpu);
+    let switches_after = config.agent_pid.and_then(counters::context_switches);
     let self_after = cpu::self_cpu();
     let window = window_start.elapsed();
 
@@ -266,6 +274,10 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         loadgen_cpu: self_before
             .zip(self_after)
             .map(|(a, b)| b.saturating_sub(a)),
+        agent_switches: switches_before
+            .zip(switches_after)
+            .map(|(a, b)| b.saturating_sub(a)),
+        agent_syscalls_per_ack: None,
     };
     for h in handles {
         let part = h
@@ -343,6 +355,10 @@ struct Part {
     errors: u64,
     first_errors: Vec<String>,
     latency_ns: Histogram<u64>,
+    /// The connections, kept open until the main thread has read the agent's counters at the
+    /// window's end: an agent with a thread per connection loses that thread's counts when the
+    /// connection closes.
+    conns: Vec<Conn>,
 }
 
 struct Worker {
@@ -376,6 +392,7 @@ impl Worker {
                 errors: 0,
                 first_errors: Vec::new(),
                 latency_ns: new_histogram(),
+                conns: Vec::new(),
             },
         })
     }
@@ -460,6 +477,7 @@ impl Worker {
                 }
             }
         }
+        self.part.conns = std::mem::take(&mut self.conns);
         Ok(self.part)
     }
 

@@ -11,13 +11,17 @@
 //! - [`responder`]: the canned responder, the harness's ceiling;
 //! - [`agent`]: the `spoa` binary as a child process, per runtime;
 //! - [`matrix`]: runtimes x shapes, the markdown table and the plots ([`report`]);
+//! - [`placement`]: agent and load generator on disjoint CPU sets (the default);
+//! - [`counters`]: context switches and system calls per ACK;
 //! - [`cli`]: the `spoa-loadgen` command line, shared with `cargo bench --bench latency`.
 
 pub mod agent;
 pub mod cli;
 pub mod client;
+pub mod counters;
 pub mod cpu;
 pub mod matrix;
+pub mod placement;
 pub mod proto;
 pub mod report;
 pub mod responder;

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::agent::{AgentProcess, RuntimeSpec};
-use crate::client::{self, LoadConfig, Shape};
+use crate::client::{self, LoadConfig, LoadResult, Shape};
+use crate::counters::SyscallCount;
+use crate::placement::Placement;
 use crate::report::{self, Row, CANNED};
 use crate::responder::{self, ResponderProcess};
 
-/// The default shapes.
-pub const DEFAULT_SHAPES: &str = "1x1,1x32,4x16,32x1,256x1";
+/// The default shapes: one connection one NOTIFY at a time (latency), pipelined (throughput),
+/// a few pipelining connections (HAProxy 3.x's pools), and many connections (HAProxy 2.x's
+/// one-NOTIFY-per-connection style, and a reload's burst).
+pub const DEFAULT_SHAPES: &str = "1x1,1x32,4x32,32x1,256x1,1024x1";
 /// The default runtimes (the canned responder always runs first).
 pub const DEFAULT_RUNTIMES: &str = "std,uring,uring-spin";
 
@@ -47,6 +51,54 @@ pub struct MatrixConfig {
     pub out: PathBuf,
     /// The command line, as people should retype it.
     pub command: String,
+    /// Where the agents (and the canned responder) and the load generator run.
+    pub placement: Placement,
+    /// Whether each row gets a second pass under `strace -c` for the agent's system calls.
+    pub count_syscalls: bool,
+}
+
+/// The agent's system calls per ACK: a second, shorter pass of the same shape with `strace -c`
+/// attached to every thread of `pid` (strace slows the agent: this pass is never timed). The
+/// count covers the pass's connection set-up too, a few dozen calls against thousands of ACKs.
+pub fn count_syscalls(load: &LoadConfig, pid: u32) -> Result<f64, String> {
+    let counter = SyscallCount::attach(pid)?;
+    let pass = LoadConfig {
+        warmup: Duration::from_millis(200),
+        duration: Duration::from_secs(1),
+        drain: Duration::from_secs(1),
+        agent_pid: None,
+        ..load.clone()
+    };
+    let outcome = client::run(&pass);
+    let calls = counter.finish()?;
+    let result = outcome?;
+    if result.total_acks == 0 {
+        return Err("no ACK in the counting pass".into());
+    }
+    Ok(calls as f64 / result.total_acks as f64)
+}
+
+/// One measured row: the timed run, then (when asked) the counting pass.
+fn measure(
+    config: &MatrixConfig,
+    load: &LoadConfig,
+    pid: u32,
+    notes: &mut Vec<String>,
+) -> Result<LoadResult, String> {
+    let mut result = client::run(load)?;
+    if config.count_syscalls {
+        match count_syscalls(load, pid) {
+            Ok(per_ack) => result.agent_syscalls_per_ack = Some(per_ack),
+            Err(e) => {
+                let note = format!("system calls not counted: {e}");
+                if !notes.contains(&note) {
+                    eprintln!("{note}");
+                    notes.push(note);
+                }
+            }
+        }
+    }
+    Ok(result)
 }
 
 /// Runs the matrix, writes the report, and returns it with whether every row ran cleanly.
@@ -56,12 +108,18 @@ pub fn run(config: &MatrixConfig) -> Result<(String, bool), String> {
     let mut notes: Vec<String> = Vec::new();
     let mut clean = true;
 
+    if let Some(cpus) = config.placement.load_cpus() {
+        crate::placement::pin_self(cpus)?;
+    }
+    let agent_cpus = config.placement.agent_cpus();
+    let agent_cpu_count = agent_cpus.map_or_else(crate::agent::cpus, <[usize]>::len);
+
     let mut runtimes: Vec<(String, Result<RuntimeSpec, responder::Mode>)> = Vec::new();
     for &mode in &config.canned {
         runtimes.push((format!("{CANNED}-{}", mode.name()), Err(mode)));
     }
     for name in &config.runtimes {
-        let spec = RuntimeSpec::parse(name)?;
+        let spec = RuntimeSpec::parse(name, agent_cpu_count)?;
         match spec.check(&config.agent) {
             Ok(()) => runtimes.push((spec.name.clone(), Ok(spec))),
             Err(why) => {
@@ -81,23 +139,26 @@ pub fn run(config: &MatrixConfig) -> Result<(String, bool), String> {
     for &shape in &config.shapes {
         for (name, spec) in &runtimes {
             let outcome = match spec {
-                Err(mode) => ResponderProcess::spawn(&config.responder.exe, *mode).and_then(|r| {
-                    let mut lc = load_config(config, r.addr(), shape);
-                    lc.agent_pid = Some(r.pid());
-                    client::run(&lc)
-                }),
-                Ok(spec) => AgentProcess::start(&config.agent, spec).and_then(|mut a| {
-                    let mut lc = load_config(config, a.addr(), shape);
-                    lc.agent_pid = Some(a.pid());
-                    let result = client::run(&lc);
-                    if !a.is_running() {
-                        notes.push(format!(
-                            "`{name}` agent exited during {shape}: {}",
-                            a.log_tail(3)
-                        ));
-                    }
-                    result
-                }),
+                Err(mode) => ResponderProcess::spawn(&config.responder.exe, *mode, agent_cpus)
+                    .and_then(|r| {
+                        let mut lc = load_config(config, r.addr(), shape);
+                        lc.agent_pid = Some(r.pid());
+                        measure(config, &lc, r.pid(), &mut notes)
+                    }),
+                Ok(spec) => {
+                    AgentProcess::start(&config.agent, spec, agent_cpus).and_then(|mut a| {
+                        let mut lc = load_config(config, a.addr(), shape);
+                        lc.agent_pid = Some(a.pid());
+                        let result = measure(config, &lc, a.pid(), &mut notes);
+                        if !a.is_running() {
+                            notes.push(format!(
+                                "`{name}` agent exited during {shape}: {}",
+                                a.log_tail(3)
+                            ));
+                        }
+                        result
+                    })
+                }
             };
             match outcome {
                 Ok(result) => {
@@ -224,6 +285,7 @@ fn render(
     let mut md = String::new();
     let _ = writeln!(md, "# SPOA cross-runtime latency\n");
     let _ = writeln!(md, "- Machine: {}", report::machine());
+    let _ = writeln!(md, "- Placement: {}", config.placement);
     let _ = writeln!(
         md,
         "- Load average (1/5/15 min) before: {load_before}; after: {load_after}"
@@ -252,7 +314,11 @@ fn render(
          window, divided by its ACKs (10 ms tick resolution). `canned-*`: the harness's own \
          responder (ids extracted, precomputed ACK, no protocol work) in a child process, with \
          one epoll thread or a blocking thread per connection; \"% of canned\" is relative to \
-         the faster of the two at that shape: the ceiling of this harness on this machine.\n",
+         the faster of the two at that shape: the ceiling of this harness on this machine. \
+         Context switches: voluntary + involuntary, every thread of the agent, from \
+         /proc/<pid>/task/*/status over the window. System calls: a separate 1 s pass of the same \
+         shape under `strace -c -f` (never timed), all calls of every agent thread divided by \
+         the ACKs of that pass.\n",
     );
     let goals = report::goals(rows);
     if !goals.is_empty() {

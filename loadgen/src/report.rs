@@ -103,8 +103,8 @@ pub fn fraction_of_canned(rows: &[Row], row: &Row) -> Option<f64> {
 /// The markdown table, rows grouped by shape in the order given.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| runtime | shape | ACKs/s | % of canned | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | errors | agent CPU µs/ACK | loadgen CPU µs/ACK |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| runtime | shape | ACKs/s | % of canned | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | errors | agent CPU µs/ACK | agent syscalls/ACK | agent ctx switches/ACK | loadgen CPU µs/ACK |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for row in rows {
         let r = &row.result;
@@ -125,9 +125,16 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             vec!["–".into(); 5]
         };
+        let syscalls = r
+            .agent_syscalls_per_ack
+            .map_or_else(|| "–".into(), |v| format!("{v:.2}"));
+        let switches = match (r.agent_switches, r.acks) {
+            (Some(n), acks) if acks > 0 => format!("{:.3}", n as f64 / acks as f64),
+            _ => "–".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.runtime,
             r.shape,
             thousands(r.rate()),
@@ -135,6 +142,8 @@ pub fn table(rows: &[Row]) -> String {
             lat.join(" | "),
             r.errors,
             cpu(r.agent_cpu),
+            syscalls,
+            switches,
             cpu(r.loadgen_cpu),
         );
     }

@@ -8,7 +8,7 @@
 use std::io::{self, BufRead, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -353,8 +353,13 @@ pub struct ResponderProcess {
 impl ResponderProcess {
     /// Starts `exe --responder --responder-mode <mode> --listen 127.0.0.1:0` and waits for its
     /// address.
-    pub fn spawn(exe: &Path, mode: Mode) -> Result<ResponderProcess, String> {
-        let mut child = Command::new(exe)
+    /// Starts it on `cpus` (any CPU when `None`).
+    pub fn spawn(
+        exe: &Path,
+        mode: Mode,
+        cpus: Option<&[usize]>,
+    ) -> Result<ResponderProcess, String> {
+        let mut child = crate::placement::command(exe, cpus)
             .args(["--responder", "--responder-mode", mode.name()])
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::piped())

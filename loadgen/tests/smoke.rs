@@ -45,7 +45,7 @@ fn assert_clean(what: &str, r: &LoadResult) {
 fn canned_responder_child_process() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_spoa-loadgen"));
     for mode in [Mode::Epoll, Mode::Threads] {
-        let responder = ResponderProcess::spawn(exe, mode).unwrap();
+        let responder = ResponderProcess::spawn(exe, mode, None).unwrap();
         let r = short(responder.addr(), "4x8", Some(responder.pid()));
         assert_clean(&format!("canned (child, {})", mode.name()), &r);
         assert!(r.agent_cpu.is_some());
@@ -88,11 +88,40 @@ fn real_agent_std_runtime() {
         );
         return;
     };
-    let spec = RuntimeSpec::parse("std").unwrap();
-    let agent = AgentProcess::start(&bin, &spec).unwrap();
+    let spec = RuntimeSpec::parse("std", 1).unwrap();
+    let agent = AgentProcess::start(&bin, &spec, None).unwrap();
     let r = short(agent.addr(), "2x8", Some(agent.pid()));
     assert_clean(&format!("spoa std ({})", bin.display()), &r);
     assert!(r.per_ack_us(r.agent_cpu).is_some());
+    assert!(
+        r.agent_switches.is_some(),
+        "context switches read from /proc"
+    );
+}
+
+/// The default placement puts the agent on CPUs of its own, and the agent really runs there.
+#[test]
+fn the_agent_runs_on_the_cpus_it_is_given() {
+    let Some(bin) = agent_binary() else {
+        eprintln!("\n*** SKIPPED the_agent_runs_on_the_cpus_it_is_given: no spoa binary ***\n");
+        return;
+    };
+    let usable = spoa_loadgen::placement::usable_cpus();
+    let placement = spoa_loadgen::placement::Placement::split(&usable);
+    let Some(cpus) = placement.agent_cpus() else {
+        eprintln!("\n*** SKIPPED the_agent_runs_on_the_cpus_it_is_given: one usable CPU ***\n");
+        return;
+    };
+    let spec = RuntimeSpec::parse("std", cpus.len()).unwrap();
+    let agent = AgentProcess::start(&bin, &spec, Some(cpus)).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(allowed, spoa_loadgen::placement::format_list(cpus));
 }
 
 /// An agent that answers every NOTIFY with ip_score 101: every ACK is an error.

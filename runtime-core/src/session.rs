@@ -409,20 +409,29 @@ fn boxed<const FRAG: usize>(
 }
 
 /// A socket's timeout kept in step with a session's deadline, for runtimes whose sockets take a
-/// timeout per operation rather than a deadline: it changes only when the remaining time does,
-/// so a connection between frames (no deadline) costs no call at all.
+/// timeout per operation rather than a deadline. Setting one is a system call (std) or a timer
+/// (glommio), so it is set again only when that matters: when a deadline appears or goes away,
+/// or when the one set would overrun the deadline by more than a tenth of itself. A timeout that
+/// fires early is harmless (the session checks its deadline and the runtime waits again), so the
+/// usual case, a new frame every read with its clock restarted, costs no call at all; a stuck
+/// frame is cut at most a tenth of its timeout late.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketTimeout(Option<Duration>);
 
 impl SocketTimeout {
     /// The timeout to set on the socket for `deadline` at `now` (at least 1 ms: a zero timeout
-    /// means none), or `None` when the one set last is still right.
+    /// means none), or `None` when the one set last is still good enough.
     pub fn update(&mut self, deadline: Option<Instant>, now: Instant) -> Option<Option<Duration>> {
         let wanted = deadline.map(|d| {
             d.saturating_duration_since(now)
                 .max(Duration::from_millis(1))
         });
-        (wanted != self.0).then(|| {
+        let keep = match (self.0, wanted) {
+            (None, None) => true,
+            (Some(set), Some(wanted)) => wanted + set / 10 >= set,
+            _ => false,
+        };
+        (!keep).then(|| {
             self.0 = wanted;
             wanted
         })

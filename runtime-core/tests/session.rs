@@ -317,3 +317,32 @@ fn a_health_check_gets_agent_hello_then_a_close() {
     assert_eq!(frame_types(&out), [FrameType::AgentHello]);
     assert!(matches!(next, Next::Close(End::Closed(Close::Healthcheck))));
 }
+
+#[test]
+fn a_socket_timeout_is_set_again_only_when_it_matters() {
+    use runtime_core::SocketTimeout;
+    let t0 = Instant::now();
+    let mut t = SocketTimeout::default();
+    // No deadline, none set: nothing to do.
+    assert_eq!(t.update(None, t0), None);
+    // A deadline appears.
+    assert_eq!(
+        t.update(Some(at(t0, 5000)), t0),
+        Some(Some(FRAME + Duration::from_secs(2)))
+    );
+    // The next frame's clock restarted a few ms later: the one set is still right.
+    assert_eq!(t.update(Some(at(t0, 5003)), at(t0, 3)), None);
+    // Time passes on a stuck frame: once the set timeout would overrun by a tenth, set again.
+    assert_eq!(t.update(Some(at(t0, 5000)), at(t0, 400)), None);
+    assert_eq!(
+        t.update(Some(at(t0, 5000)), at(t0, 600)),
+        Some(Some(Duration::from_millis(4400)))
+    );
+    // The deadline goes away (between frames).
+    assert_eq!(t.update(None, at(t0, 700)), Some(None));
+    // A passed deadline still waits 1 ms, never 0 (which would mean no timeout).
+    assert_eq!(
+        t.update(Some(t0), at(t0, 800)),
+        Some(Some(Duration::from_millis(1)))
+    );
+}
