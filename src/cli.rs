@@ -110,6 +110,12 @@ pub struct Cli {
     #[arg(long = "spin-us", value_name = "N", default_value_t = 0)]
     pub spin_us: u64,
 
+    /// uring runtime: the CPUs executors may be pinned to, e.g. 2-3 or 1,3 (default: every CPU
+    /// this process may use). On a box shared with HAProxy, list CPUs its cpu-map leaves free.
+    /// Without -n, one worker per CPU listed.
+    #[arg(long = "cpus", value_name = "LIST")]
+    pub cpus: Option<runtime_core::CpuList>,
+
     /// Only check that the chosen runtime can run here: prints "uring available" (exit 0) or
     /// why not (exit 1). For tests and install scripts.
     #[arg(long = "check-runtime", hide = true)]

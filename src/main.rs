@@ -91,10 +91,15 @@ fn choose(cli: &Cli) -> Result<Choice, String> {
 
 #[cfg(target_os = "linux")]
 fn probe_uring(cli: &Cli) -> Result<Choice, String> {
-    // Without -n, as many executors as there are CPUs to pin them to, up to the default.
-    let workers = cli.workers.map(usize::from).unwrap_or_else(|| {
-        usize::from(DEFAULT_WORKERS).min(runtime_uring::usable_cpus().len().max(1))
-    });
+    // Without -n: one executor per CPU of --cpus, else as many as there are CPUs to pin them
+    // to, up to the default.
+    let workers = cli
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(|| match &cli.cpus {
+            Some(cpus) => cpus.0.len(),
+            None => usize::from(DEFAULT_WORKERS).min(runtime_uring::usable_cpus().len().max(1)),
+        });
     runtime_uring::probe(workers).map_err(|why| why.to_string())?;
     Ok(Choice {
         runtime: Runtime::Uring,
@@ -145,6 +150,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     if cli.spin_us > 0 && choice.runtime == Runtime::Std {
         log::warn!("--spin-us applies to the uring runtime only: ignored");
     }
+    if cli.cpus.is_some() && choice.runtime == Runtime::Std {
+        log::warn!(
+            "--cpus applies to the uring runtime only (run std under taskset to place it): ignored"
+        );
+    }
     if cli.workers.is_some() && choice.runtime == Runtime::Std {
         log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
     }
@@ -184,6 +194,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         Runtime::Uring => {
             let options = runtime_uring::UringOptions {
                 spin: cli.spin(),
+                cpus: cli.cpus.clone().map(|c| c.0),
                 ..Default::default()
             };
             let server =

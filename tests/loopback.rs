@@ -420,3 +420,43 @@ fn an_offer_within_max_frame_size_is_not_warned_about() {
         );
     }
 }
+
+/// `--cpus` keeps uring's executors on the CPUs an operator leaves free of HAProxy.
+#[test]
+fn uring_executors_are_pinned_to_the_cpus_given() {
+    if !runtimes().contains(&"uring") {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    let usable = runtime_core::parse_cpu_list(allowed.trim()).unwrap();
+    let last = usable.last().unwrap().to_string();
+    let agent = Agent::start("uring", &["--cpus", &last]);
+    assert!(
+        agent.wait_log(&format!("1 workers on CPUs {last}"), Duration::from_secs(5)),
+        "{:?}",
+        agent.logs()
+    );
+    let mut s = agent.session();
+    s.write_all(&notify(0, 1, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))
+        .unwrap();
+    let (h, p) = read_frame(&mut s).unwrap();
+    check_score_ack(&h, &p);
+}
+
+#[test]
+fn cpus_the_process_cannot_use_are_refused_with_a_reason() {
+    if !runtimes().contains(&"uring") {
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["--runtime", "uring", "-p", "0", "--cpus", "100000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CPUs 100000 are offline or outside"), "{err}");
+}

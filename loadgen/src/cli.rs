@@ -98,12 +98,12 @@ pub struct Args {
 
     /// The agent's (and the canned responder's) CPUs, e.g. `1` or `4-7` [default: the second
     /// half of the CPUs this process may use].
-    #[arg(long, value_name = "LIST", value_parser = crate::placement::parse_list)]
-    pub agent_cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST")]
+    pub agent_cpus: Option<runtime_core::CpuList>,
 
     /// The load generator's CPUs [default: the first half of the CPUs this process may use].
-    #[arg(long, value_name = "LIST", value_parser = crate::placement::parse_list)]
-    pub load_cpus: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST")]
+    pub load_cpus: Option<runtime_core::CpuList>,
 
     /// Run agent and load generator on the same CPUs (no pinning), as the benchmark did before
     /// it measured runtimes the way they are deployed; the report says so.
@@ -135,17 +135,18 @@ fn placement(args: &Args) -> Result<Placement, String> {
     }
     let usable = crate::placement::usable_cpus();
     let default = Placement::split(&usable);
-    let (agent, load) = match (&args.agent_cpus, &args.load_cpus, &default) {
-        (None, None, _) => return Ok(default),
-        (Some(a), Some(l), _) => (a.clone(), l.clone()),
-        (Some(a), None, _) => (
-            a.clone(),
-            usable.iter().copied().filter(|c| !a.contains(c)).collect(),
-        ),
-        (None, Some(l), _) => (
-            usable.iter().copied().filter(|c| !l.contains(c)).collect(),
-            l.clone(),
-        ),
+    let others = |taken: &[usize]| -> Vec<usize> {
+        usable
+            .iter()
+            .copied()
+            .filter(|c| !taken.contains(c))
+            .collect()
+    };
+    let (agent, load) = match (&args.agent_cpus, &args.load_cpus) {
+        (None, None) => return Ok(default),
+        (Some(a), Some(l)) => (a.0.clone(), l.0.clone()),
+        (Some(a), None) => (a.0.clone(), others(&a.0)),
+        (None, Some(l)) => (others(&l.0), l.0.clone()),
     };
     if agent.is_empty() || load.is_empty() {
         return Err("--agent-cpus and --load-cpus must each leave the other a CPU".into());

@@ -80,53 +80,7 @@ pub fn command(program: &std::path::Path, cpus: Option<&[usize]>) -> std::proces
     }
 }
 
-/// Parses a CPU list as `taskset -c` takes it: `1`, `0,2`, `4-7`, `0-1,6`.
-pub fn parse_list(text: &str) -> Result<Vec<usize>, String> {
-    let mut cpus = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let number = |s: &str| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("CPU list '{text}': '{s}' is not a CPU number"))
-        };
-        match part.split_once('-') {
-            Some((lo, hi)) => {
-                let (lo, hi) = (number(lo)?, number(hi)?);
-                if lo > hi {
-                    return Err(format!("CPU list '{text}': range {part} is backwards"));
-                }
-                cpus.extend(lo..=hi);
-            }
-            None => cpus.push(number(part)?),
-        }
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    if cpus.is_empty() {
-        return Err(format!("CPU list '{text}' is empty"));
-    }
-    Ok(cpus)
-}
-
-/// `taskset -c` form of a sorted CPU list, ranges folded: `[0, 1, 2, 5]` -> `0-2,5`.
-pub fn format_list(cpus: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while let Some(&start) = cpus.get(i) {
-        let mut end = start;
-        while cpus.get(i + 1) == Some(&(end + 1)) {
-            end += 1;
-            i += 1;
-        }
-        parts.push(if end == start {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    parts.join(",")
-}
+pub use runtime_core::{format_cpu_list as format_list, parse_cpu_list as parse_list};
 
 /// The CPUs this process may run on (its affinity mask).
 pub fn usable_cpus() -> Vec<usize> {
@@ -173,18 +127,6 @@ pub fn pin_self(cpus: &[usize]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lists_parse_and_print_like_taskset() {
-        assert_eq!(parse_list("1").unwrap(), [1]);
-        assert_eq!(parse_list("0-2,5").unwrap(), [0, 1, 2, 5]);
-        assert_eq!(parse_list("5,0-1,1").unwrap(), [0, 1, 5]);
-        assert!(parse_list("3-1").is_err());
-        assert!(parse_list("x").is_err());
-        assert!(parse_list("").is_err());
-        assert_eq!(format_list(&[0, 1, 2, 5]), "0-2,5");
-        assert_eq!(format_list(&[1]), "1");
-    }
 
     #[test]
     fn the_default_split_gives_the_load_the_first_half() {

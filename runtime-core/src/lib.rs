@@ -22,6 +22,7 @@
 
 mod config;
 mod connections;
+mod cpus;
 mod limiter;
 mod listen;
 mod report;
@@ -29,6 +30,7 @@ pub mod session;
 
 pub use config::{HandlerFactory, Refusal, ServerConfig};
 pub use connections::{Connections, Live};
+pub use cpus::{format_cpu_list, parse_cpu_list, CpuList};
 pub use limiter::LogLimiter;
 pub use listen::{
     listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address,

@@ -180,9 +180,28 @@ pub fn usable_cpus() -> Vec<usize> {
 }
 
 /// `workers` CPUs spread as far apart as the topology allows (packages, cores, then hyper-threads),
-/// among the [`usable_cpus`].
-pub(crate) fn spread_cpus(workers: usize) -> Result<Vec<usize>, Unavailable> {
-    let usable = usable_cpus();
+/// among the [`usable_cpus`] — and among `allowed` when the operator chose CPUs (to keep
+/// executors off the CPUs HAProxy's `cpu-map` uses).
+pub(crate) fn spread_cpus(
+    workers: usize,
+    allowed: Option<&[usize]>,
+) -> Result<Vec<usize>, Unavailable> {
+    let mut usable = usable_cpus();
+    if let Some(allowed) = allowed {
+        let unusable: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|cpu| !usable.contains(cpu))
+            .collect();
+        if !unusable.is_empty() {
+            return Err(Unavailable::Failed(format!(
+                "CPUs {} are offline or outside this process's affinity mask (usable: {})",
+                runtime_core::format_cpu_list(&unusable),
+                runtime_core::format_cpu_list(&usable)
+            )));
+        }
+        usable.retain(|cpu| allowed.contains(cpu));
+    }
     if workers > usable.len() {
         return Err(Unavailable::TooManyWorkers {
             workers,
@@ -350,10 +369,29 @@ mod tests {
     fn this_process_has_cpus() {
         let cpus = usable_cpus();
         assert!(!cpus.is_empty());
-        assert_eq!(spread_cpus(cpus.len()).map(|c| c.len()), Ok(cpus.len()));
+        assert_eq!(
+            spread_cpus(cpus.len(), None).map(|c| c.len()),
+            Ok(cpus.len())
+        );
         assert!(matches!(
-            spread_cpus(cpus.len() + 1),
+            spread_cpus(cpus.len() + 1, None),
             Err(Unavailable::TooManyWorkers { .. })
         ));
+    }
+
+    #[test]
+    fn executors_stay_on_the_cpus_the_operator_chose() {
+        let cpus = usable_cpus();
+        let last = *cpus.last().unwrap();
+        assert_eq!(spread_cpus(1, Some(&[last])), Ok(vec![last]));
+        assert!(matches!(
+            spread_cpus(2, Some(&[last])),
+            Err(Unavailable::TooManyWorkers {
+                workers: 2,
+                cpus: 1
+            })
+        ));
+        let err = spread_cpus(1, Some(&[100_000])).unwrap_err().to_string();
+        assert!(err.contains("CPUs 100000 are offline or outside"), "{err}");
     }
 }

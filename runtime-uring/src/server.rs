@@ -36,6 +36,9 @@ pub struct UringOptions {
     /// runtime's sockets read into each connection's own buffers), so the 64 KiB minimum is
     /// enough; glommio's default of 10 MiB would cost 10 MiB of RSS per executor for nothing.
     pub io_memory: usize,
+    /// The CPUs executors may be pinned to (`None`: every usable CPU). On a box shared with
+    /// HAProxy, give the agent CPUs that HAProxy's `cpu-map` leaves free.
+    pub cpus: Option<Vec<usize>>,
     /// Entries of each of an executor's io_uring rings. Socket reads try a plain `recv` first
     /// and only submit a poll when it would block, so a ring holds at most about one entry per
     /// idle connection and timer per tick; 128 covers hundreds of HAProxy connections per
@@ -48,6 +51,7 @@ impl Default for UringOptions {
         UringOptions {
             spin: None,
             io_memory: 64 << 10,
+            cpus: None,
             ring_depth: 128,
         }
     }
@@ -135,7 +139,7 @@ impl Server {
             return Err(io::Error::new(ErrorKind::InvalidInput, "no worker"));
         }
         probe(config.workers)?;
-        let cpus = spread_cpus(config.workers)?;
+        let cpus = spread_cpus(config.workers, options.cpus.as_deref())?;
         let listeners = listen_all(&config.addresses)?;
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
