@@ -71,6 +71,17 @@ pub struct Cli {
     #[arg(short = 'd', long = "debug", env = "SPOA_DEBUG")]
     pub debug: bool,
 
+    /// Log line format: text (one human-readable line) or json (one object per line: time,
+    /// level, target, message, and peer, connection, worker... where known).
+    #[arg(long = "log-format", env = "SPOA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Least severe log lines printed: error, warn, info, debug or trace [default: info, debug
+    /// with -d]. RUST_LOG (env_logger syntax, such as runtime_core=debug) still works: it refines
+    /// per module, and sets the level when this flag is not given.
+    #[arg(long = "log-level", env = "SPOA_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_level)]
+    pub log_level: Option<log::LevelFilter>,
+
     /// TCP port to listen on.
     #[arg(short = 'p', long = "port", env = "SPOA_PORT", default_value_t = 12345)]
     pub port: u16,
@@ -261,6 +272,24 @@ pub enum CapabilityArg {
     Fragmentation,
     /// Announce no capability.
     None,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`, for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s.parse::<log::LevelFilter>() {
+        Ok(log::LevelFilter::Off) | Err(_) => Err(format!(
+            "'{s}' is not a log level: error, warn, info, debug or trace"
+        )),
+        Ok(level) => Ok(level),
+    }
 }
 
 /// `--runtime`.

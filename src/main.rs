@@ -1,6 +1,7 @@
 //! `spoa`: HAProxy's random IP-reputation agent, in Rust.
 
 mod cli;
+mod logging;
 mod reputation;
 
 use std::collections::hash_map::RandomState;
@@ -18,7 +19,12 @@ use crate::reputation::Factory;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.debug);
+    let default_level = if cli.debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    logging::init(cli.log_format, cli.log_level, default_level);
     if cli.check_runtime {
         return check_runtime(&cli);
     }
@@ -29,17 +35,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        // glommio warns when it cannot register its I/O buffers with io_uring (a low
-        // RLIMIT_MEMLOCK without CAP_IPC_LOCK): those buffers serve file I/O only, which this
-        // agent never does, so the warning would only alarm operators.
-        .filter_module("glommio::sys::uring", log::LevelFilter::Error)
-        .format_timestamp_millis()
-        .init();
 }
 
 /// The runtime that will serve, and with how many workers.

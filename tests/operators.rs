@@ -143,3 +143,113 @@ fn a_bad_environment_value_is_refused_naming_the_flag() {
         "{err}"
     );
 }
+
+/// Every line of `agent`'s log as a JSON object; panics on a line that is not one.
+fn json_lines(agent: &Agent) -> Vec<serde_json::Value> {
+    agent
+        .logs()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_peer_and_connection_fields() {
+    for runtime in runtimes() {
+        let agent = Agent::start(
+            runtime,
+            &["--log-format", "json", "--log-level", "debug", "-n", "1"],
+        );
+        // A NOTIFY before the HELLO: a protocol fault, logged as a warning with its status.
+        let mut s = agent.connect();
+        let local = s.local_addr().unwrap().to_string();
+        s.write_all(&notify(0, 1, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))
+            .unwrap();
+        let (h, p) = read_frame(&mut s).expect("AGENT-DISCONNECT");
+        assert_eq!(disconnect_status(&h, &p), 4);
+        assert!(
+            agent.wait_log("AGENT-DISCONNECT status", Duration::from_secs(5)),
+            "{runtime}"
+        );
+        let lines = json_lines(&agent);
+        for line in &lines {
+            for field in ["time", "level", "target", "message"] {
+                assert!(line[field].is_string(), "{runtime}: no {field} in {line}");
+            }
+        }
+        let opened = lines
+            .iter()
+            .find(|l| {
+                l["peer"] == local.as_str() && l["message"].as_str().unwrap().contains("opened")
+            })
+            .unwrap_or_else(|| panic!("{runtime}: no debug line for {local} opening: {lines:?}"));
+        assert_eq!(opened["level"], "DEBUG");
+        let id = opened["connection"]
+            .as_u64()
+            .expect("connection id as a number");
+        let closed = lines
+            .iter()
+            .find(|l| l["peer"] == local.as_str() && l["level"] == "WARN")
+            .unwrap_or_else(|| panic!("{runtime}: no warning for {local}: {lines:?}"));
+        assert_eq!(closed["connection"], id, "{runtime}: {closed}");
+        assert_eq!(closed["status"], 4, "{runtime}: {closed}");
+        assert_eq!(closed["target"], "runtime_core::report", "{runtime}");
+        if runtime == "uring" {
+            assert_eq!(opened["worker"], 0, "{opened}");
+        }
+    }
+}
+
+/// Runs the agent on a port already taken, so that it logs its startup lines and an error,
+/// then exits: what reaches standard error at each level, without waiting on a server.
+fn startup_log(args: &[&str], rust_log: Option<&str>) -> String {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut command = Command::new(BIN);
+    command
+        .args(["--runtime", "std", "-a", "127.0.0.1", "-p", &port])
+        .args(args)
+        .env_remove("RUST_LOG");
+    if let Some(filters) = rust_log {
+        command.env("RUST_LOG", filters);
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn log_level_and_rust_log_choose_the_lines() {
+    let info = startup_log(&[], None);
+    assert!(
+        info.contains("open files limit") && info.contains("cannot listen"),
+        "{info}"
+    );
+    let warn = startup_log(&["--log-level", "warn"], None);
+    assert!(
+        !warn.contains("open files limit") && warn.contains("cannot listen"),
+        "{warn}"
+    );
+    // RUST_LOG sets the level when --log-level is not given...
+    let rust_log = startup_log(&[], Some("error"));
+    assert!(!rust_log.contains("open files limit") && rust_log.contains("cannot listen"));
+    // ...and --log-level wins over it.
+    let both = startup_log(&["--log-level", "info"], Some("error"));
+    assert!(both.contains("open files limit"), "{both}");
+    // The error line in JSON.
+    let json = startup_log(&["--log-format", "json"], None);
+    let error: serde_json::Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR line: {json}"));
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot listen on 127.0.0.1:"));
+    let out = Command::new(BIN)
+        .args(["--log-level", "loud"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -217,7 +217,7 @@ fn accept_loop<F: HandlerFactory>(
                     _registered: registered,
                     live,
                 };
-                log::debug!("{peer}: connection #{id} opened");
+                log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
                 let hint = conn.handler.ack_size_hint();
                 if let Err(e) = session::open(&config, hint, Instant::now(), conn) {
                     log::error!("{peer}: {e}");
