@@ -5,6 +5,8 @@
 #     their own instances
 #   - curl
 #   - qemu-system-arm (the appliance firmware's Cortex-M4 board, scripts/appliance.sh)
+#   - promtool (package prometheus: the metrics test lints a scrape with it; its service is
+#     kept from starting like haproxy's)
 #   - HAProxy 3.2 from Debian sid in a private prefix (scripts/haproxy-sid.sh,
 #     default target/haproxy-sid); arguments are passed on to that script
 # Prints the versions found.
@@ -20,6 +22,7 @@ missing=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # needed by haproxy-sid.sh (normally present on Debian)
 command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
@@ -68,5 +71,6 @@ say "system haproxy: $haproxy_bin"
 first_line "$haproxy_bin" -v
 first_line curl --version
 first_line qemu-system-arm --version
+first_line promtool --version
 
 bash "$repo_root/scripts/haproxy-sid.sh" "$@"

@@ -82,6 +82,16 @@ pub struct Cli {
     #[arg(long = "log-level", env = "SPOA_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<log::LevelFilter>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, such as 127.0.0.1:9100), on a
+    /// thread of its own. Off by default. No authentication: keep it on loopback or a
+    /// management network.
+    #[arg(
+        long = "metrics-address",
+        env = "SPOA_METRICS_ADDRESS",
+        value_name = "ADDR"
+    )]
+    pub metrics_address: Option<SocketAddr>,
+
     /// TCP port to listen on.
     #[arg(short = 'p', long = "port", env = "SPOA_PORT", default_value_t = 12345)]
     pub port: u16,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod logging;
+mod metrics;
 mod reputation;
 
 use std::collections::hash_map::RandomState;
@@ -156,6 +157,11 @@ fn run(cli: &Cli) -> Result<(), String> {
         write_timeout: limit(cli.write_timeout),
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout.max(0.0)),
         allow_from: cli.allow_from.clone(),
+        metrics: if cli.metrics_address.is_some() {
+            runtime_core::Metrics::enabled()
+        } else {
+            runtime_core::Metrics::default()
+        },
     };
     raise_open_files_limit(config.max_connections);
     let seed = cli.seed.unwrap_or_else(random_seed);
@@ -197,6 +203,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             )
         }
     };
+    // Before the startup line: whoever waits for that line can scrape at once.
+    if let Some(address) = cli.metrics_address {
+        let bound = metrics::serve(address, config.metrics.clone(), choice.runtime.name())?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
         "spoa {} listening on {}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",

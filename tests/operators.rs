@@ -253,3 +253,282 @@ fn log_level_and_rust_log_choose_the_lines() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The metrics address an agent started with `--metrics-address 127.0.0.1:0` logged.
+fn metrics_address(agent: &Agent) -> std::net::SocketAddr {
+    assert!(agent.wait_log("metrics at http://", Duration::from_secs(5)));
+    let logs = agent.logs();
+    let line = logs
+        .iter()
+        .find(|l| l.contains("metrics at http://"))
+        .unwrap();
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line}"))
+}
+
+/// GET `path` over plain HTTP/1.1: (status line, headers and body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: spoa\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    (head.to_string(), body.to_string())
+}
+
+/// The samples of a scrape: `name{labels}` → value.
+fn scrape(addr: std::net::SocketAddr) -> std::collections::HashMap<String, f64> {
+    let (head, body) = http_get(addr, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Scrapes until `ready` holds (the last counts land just after the last ACK is written), then
+/// returns that scrape, or the last one after 5 s.
+fn scrape_until(
+    addr: std::net::SocketAddr,
+    ready: impl Fn(&std::collections::HashMap<String, f64>) -> bool,
+) -> std::collections::HashMap<String, f64> {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let samples = scrape(addr);
+        if ready(&samples) || Instant::now() > end {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn metrics_count_exactly_what_was_sent_on_each_runtime() {
+    for runtime in runtimes() {
+        let agent = Agent::start(
+            runtime,
+            &[
+                "--metrics-address",
+                "127.0.0.1:0",
+                "-n",
+                "1",
+                "--max-connections",
+                "2",
+            ],
+        );
+        let metrics = metrics_address(&agent);
+        let l = |name: &str, labels: &str| {
+            if labels.is_empty() {
+                format!("{name}{{runtime=\"{runtime}\"}}")
+            } else {
+                format!("{name}{{runtime=\"{runtime}\",{labels}}}")
+            }
+        };
+
+        // A: HELLO, 8 NOTIFYs each waiting for its ACK (8 batches), an unknown frame, then
+        // HAPROXY-DISCONNECT.
+        let mut a = agent.session();
+        for i in 0..8 {
+            let waited = ack_time_on_frame(&mut a, i);
+            assert!(waited < Duration::from_secs(5));
+        }
+        a.write_all(&unknown_frame()).unwrap();
+        a.write_all(&haproxy_disconnect()).unwrap();
+        let (h, p) = read_frame(&mut a).expect("AGENT-DISCONNECT");
+        assert_eq!(disconnect_status(&h, &p), 0);
+        assert!(closed_within(&mut a, Duration::from_secs(5)));
+        // B: a health check.
+        let mut b = agent.connect();
+        b.write_all(&healthcheck_hello()).unwrap();
+        assert!(read_frame(&mut b).is_some());
+        assert!(closed_within(&mut b, Duration::from_secs(5)));
+        // C: a NOTIFY before the HELLO: AGENT-DISCONNECT 4.
+        let mut c = agent.connect();
+        c.write_all(&notify(0, 1, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))
+            .unwrap();
+        let (h, p) = read_frame(&mut c).expect("AGENT-DISCONNECT");
+        assert_eq!(disconnect_status(&h, &p), 4);
+        assert!(closed_within(&mut c, Duration::from_secs(5)));
+        // D and E fill --max-connections 2; F is refused.
+        let (d, e) = (agent.session(), agent.session());
+        let during = scrape(metrics);
+        assert_eq!(during[&l("spoa_connections_open", "worker=\"0\"")], 2.0);
+        let mut f = agent.connect();
+        assert!(closed_within(&mut f, Duration::from_secs(5)));
+        drop((d, e));
+
+        let expected = [
+            (l("spoa_connections_accepted_total", "worker=\"0\""), 5.0),
+            (l("spoa_connections_open", "worker=\"0\""), 0.0),
+            (l("spoa_connections_refused_total", "reason=\"limit\""), 1.0),
+            (
+                l("spoa_connections_refused_total", "reason=\"allow_from\""),
+                0.0,
+            ),
+            (
+                l(
+                    "spoa_connections_closed_total",
+                    "reason=\"haproxy_disconnect\"",
+                ),
+                1.0,
+            ),
+            (
+                l("spoa_connections_closed_total", "reason=\"healthcheck\""),
+                1.0,
+            ),
+            (
+                l("spoa_connections_closed_total", "reason=\"protocol_error\""),
+                1.0,
+            ),
+            (l("spoa_connections_closed_total", "reason=\"eof\""), 2.0),
+            (
+                l("spoa_connections_closed_total", "reason=\"read_timeout\""),
+                0.0,
+            ),
+            (l("spoa_healthchecks_total", ""), 1.0),
+            (l("spoa_notifies_total", ""), 8.0),
+            (l("spoa_acks_total", ""), 8.0),
+            (l("spoa_unknown_frames_total", ""), 1.0),
+            (
+                l("spoa_frames_received_total", "type=\"haproxy_hello\""),
+                4.0,
+            ),
+            (l("spoa_frames_received_total", "type=\"notify\""), 8.0),
+            (
+                l("spoa_frames_received_total", "type=\"haproxy_disconnect\""),
+                1.0,
+            ),
+            (l("spoa_frames_received_total", "type=\"unknown\""), 1.0),
+            (l("spoa_frames_received_total", "type=\"other\""), 1.0),
+            (l("spoa_agent_disconnects_total", "status=\"0\""), 1.0),
+            (l("spoa_agent_disconnects_total", "status=\"4\""), 1.0),
+            (l("spoa_haproxy_disconnects_total", "status=\"0\""), 1.0),
+            (l("spoa_notify_to_ack_seconds_count", ""), 8.0),
+            (l("spoa_notify_to_ack_seconds_bucket", "le=\"+Inf\""), 8.0),
+        ];
+        let samples = scrape_until(metrics, |s| {
+            expected.iter().all(|(k, v)| s.get(k) == Some(v))
+        });
+        for (key, value) in &expected {
+            assert_eq!(samples.get(key), Some(value), "{key} in {samples:?}");
+        }
+        let sum = samples[&l("spoa_notify_to_ack_seconds_sum", "")];
+        assert!(sum > 0.0 && sum < 8.0, "{sum}");
+        let build = format!(
+            "spoa_build_info{{version=\"{}\",runtime=\"{runtime}\"}}",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(samples.get(&build), Some(&1.0), "{samples:?}");
+        let (head, _) = http_get(metrics, "/nothing");
+        assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    }
+}
+
+#[test]
+fn metrics_count_allow_from_refusals_and_are_off_by_default() {
+    let agent = Agent::start(
+        "std",
+        &[
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--allow-from",
+            "10.0.0.0/8",
+        ],
+    );
+    let metrics = metrics_address(&agent);
+    let mut s = agent.connect();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    let key = "spoa_connections_refused_total{runtime=\"std\",reason=\"allow_from\"}";
+    let samples = scrape_until(metrics, |s| s.get(key) == Some(&1.0));
+    assert_eq!(samples.get(key), Some(&1.0));
+
+    let quiet = Agent::start("std", &[]);
+    assert!(!quiet.logs().iter().any(|l| l.contains("metrics")));
+}
+
+#[test]
+fn the_metrics_pass_promtool_check_metrics() {
+    let Some(promtool) = ["promtool", "/usr/bin/promtool"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing (Debian package prometheus; scripts/install-test-deps.sh)"
+        );
+        eprintln!("*** SKIPPED: promtool not installed (apt-get install prometheus) ***");
+        return;
+    };
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &["--metrics-address", "127.0.0.1:0"]);
+        let metrics = metrics_address(&agent);
+        let _ = ack_time(&agent);
+        let (_, body) = http_get(metrics, "/metrics");
+        let mut check = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = check.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{runtime}: promtool check metrics:\n{}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Sends NOTIFY `frame` on `s` and waits for its ACK.
+fn ack_time_on_frame(s: &mut std::net::TcpStream, frame: u64) -> Duration {
+    let start = Instant::now();
+    s.write_all(&notify(1, frame, TypedData::Ipv4(Ipv4Addr::LOCALHOST)))
+        .unwrap();
+    let (h, p) = read_frame(s).expect("ACK");
+    assert_eq!(h.frame_id.0, frame);
+    check_score_ack(&h, &p);
+    start.elapsed()
+}
+
+/// A frame of type 0x7f, which the agent skips.
+fn unknown_frame() -> Vec<u8> {
+    // LENGTH 7: type, flags (FIN), stream-id 0, frame-id 0.
+    vec![0, 0, 0, 7, 0x7f, 0, 0, 0, 1, 0, 0]
+}
+
+/// A HAPROXY-HELLO with healthcheck set, as `option spop-check` sends it.
+fn healthcheck_hello() -> Vec<u8> {
+    let mut out = vec![0u8; 1024];
+    let n = spop_core::HaproxyHello {
+        supported_versions: Some(b"2.0"),
+        max_frame_size: Some(16380),
+        capabilities: Some(b""),
+        engine_id: None,
+        healthcheck: true,
+    }
+    .encode(&mut out)
+    .unwrap();
+    out.truncate(n);
+    out
+}

@@ -32,6 +32,9 @@ pub enum End {
 /// warning for a protocol fault or a peer that vanished in the middle of a frame.
 pub fn report<const FRAG: usize>(peer: SocketAddr, id: u64, session: &Session<FRAG>, end: End) {
     let acks = session.engine().stats().acks;
+    if let Some(probe) = session.probe() {
+        probe.ended(&end, session.buffered() > 0);
+    }
     match end {
         End::Closed(Close::Error(error)) => limited_warn!(
             PEER_WARNINGS,
