@@ -218,6 +218,9 @@ fn run(cli: &Cli) -> Result<(), String> {
         config.engine.capabilities,
         cli.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),
     );
+    systemd_notify(ServiceState::Ready {
+        status: &format!("listening on {}", addresses.join(", ")),
+    });
     watch_signals(stop)?;
     let left = serve().map_err(|e| e.to_string())?;
     if left == 0 {
@@ -245,6 +248,7 @@ fn watch_signals(stop: StopFn) -> Result<(), String> {
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {signal}: stopping (send it again to exit at once)");
+                    systemd_notify(ServiceState::Stopping);
                     stop();
                 } else {
                     log::warn!("second signal {signal}: exiting now");
@@ -254,6 +258,34 @@ fn watch_signals(stop: StopFn) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// What the agent tells systemd (`Type=notify`).
+enum ServiceState<'a> {
+    /// Every listener is bound: units ordered after this one (HAProxy) may start.
+    Ready { status: &'a str },
+    /// A graceful stop began.
+    Stopping,
+}
+
+/// Tells systemd how the service is doing; nothing happens without NOTIFY_SOCKET (not started
+/// by systemd, or not as `Type=notify`).
+fn systemd_notify(state: ServiceState<'_>) {
+    #[cfg(target_os = "linux")]
+    {
+        use sd_notify::NotifyState;
+        let result = match state {
+            ServiceState::Ready { status } => {
+                sd_notify::notify(false, &[NotifyState::Ready, NotifyState::Status(status)])
+            }
+            ServiceState::Stopping => sd_notify::notify(false, &[NotifyState::Stopping]),
+        };
+        if let Err(e) = result {
+            log::warn!("cannot notify systemd through NOTIFY_SOCKET: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = state;
 }
 
 /// Every connection is a descriptor: take the hard limit on open files (HAProxy reopens all its

@@ -532,3 +532,40 @@ fn healthcheck_hello() -> Vec<u8> {
     out.truncate(n);
     out
 }
+
+#[test]
+fn systemd_readiness_is_sent_once_listening_and_stopping_on_sigterm() {
+    use std::os::unix::net::UnixDatagram;
+    for runtime in runtimes() {
+        let path =
+            std::env::temp_dir().join(format!("spoa-notify-{}-{runtime}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut agent = Agent::start_env(
+            runtime,
+            &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+            &["-a", "127.0.0.1", "-p", "0"],
+        );
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            message.lines().any(|l| l == "READY=1"),
+            "{runtime}: {message:?}"
+        );
+        assert!(
+            message.contains(&format!("STATUS=listening on {}", agent.addr)),
+            "{runtime}: {message:?}"
+        );
+        // Ready means serving.
+        assert!(ack_time(&agent) < Duration::from_secs(5));
+        agent.signal("TERM");
+        let n = socket.recv(&mut buf).expect("STOPPING=1");
+        assert_eq!(&buf[..n], b"STOPPING=1\n", "{runtime}");
+        assert!(agent.wait_exit(Duration::from_secs(10)).is_some());
+        let _ = std::fs::remove_file(&path);
+    }
+}
