@@ -5,6 +5,7 @@
 #     their own instances
 #   - curl
 #   - qemu-system-arm (the appliance firmware's Cortex-M4 board, scripts/appliance.sh)
+#   - man (packages man-db and groff-base: scripts/check-operator-files.sh renders the man page)
 #   - systemd-analyze (package systemd: scripts/check-operator-files.sh verifies the unit)
 #   - promtool (package prometheus: the metrics test lints a scrape with it; its service is
 #     kept from starting like haproxy's)
@@ -25,6 +26,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v groff >/dev/null 2>&1 || command -v nroff >/dev/null 2>&1 || missing+=(groff-base)
 # needed by haproxy-sid.sh (normally present on Debian)
 command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)

@@ -40,7 +40,7 @@ scripts/appliance.sh
 step "cargo test (workspace)"
 cargo test --workspace
 
-step "operators' files: the systemd unit"
+step "operators' files: the man page, completions, the systemd unit"
 scripts/check-operator-files.sh
 
 step "fuzzing: each cargo-fuzz target for ${FUZZ_SECONDS:=30} s, seeded with the captured vectors"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use spop_core::Capabilities;
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 HAPROXY CONFIGURATION (see examples/haproxy/):
   In the SPOE file (spoe-ip-reputation.conf):
       [ip-reputation]
@@ -147,6 +147,11 @@ pub struct Cli {
     /// why not (exit 1). For tests and install scripts.
     #[arg(long = "check-runtime", hide = true)]
     pub check_runtime: bool,
+
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish, powershell)
+    /// generated from these flags, and exit: `spoa --generate man > spoa.1`.
+    #[arg(long = "generate", hide = true, value_enum, value_name = "WHAT")]
+    pub generate: Option<Generate>,
 
     /// Seed for the score generators, for reproducible scores (default: random at each start).
     #[arg(long = "seed", env = "SPOA_SEED")]
@@ -300,6 +305,23 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
         )),
         Ok(level) => Ok(level),
     }
+}
+
+/// `--generate`: what to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The man page (roff), for `man -l` or /usr/local/share/man/man1/spoa.1.
+    Man,
+    /// bash completions.
+    Bash,
+    /// zsh completions.
+    Zsh,
+    /// fish completions.
+    Fish,
+    /// elvish completions.
+    Elvish,
+    /// PowerShell completions.
+    Powershell,
 }
 
 /// `--runtime`.

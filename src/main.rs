@@ -15,11 +15,14 @@ use clap::Parser;
 use runtime_core::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::cli::{limit, Cli, RuntimeChoice, DEFAULT_WORKERS};
+use crate::cli::{limit, Cli, Generate, RuntimeChoice, DEFAULT_WORKERS};
 use crate::reputation::Factory;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(what) = cli.generate {
+        return generate(what);
+    }
     let default_level = if cli.debug {
         log::LevelFilter::Debug
     } else {
@@ -35,6 +38,73 @@ fn main() -> ExitCode {
             log::error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--generate`: the man page or a shell's completions, from the clap definition itself, so
+/// they never drift from `--help`.
+fn generate(what: Generate) -> ExitCode {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let shell = match what {
+        Generate::Man => {
+            return match man_page(command, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+        Generate::Elvish => Shell::Elvish,
+        Generate::Powershell => Shell::PowerShell,
+    };
+    clap_complete::generate(shell, &mut command, "spoa", &mut out);
+    ExitCode::SUCCESS
+}
+
+/// The man page: clap_mangen's sections for the flags, then `--help`'s closing sections
+/// (HAPROXY CONFIGURATION, WORKERS...) as sections of their own, kept as laid out (their
+/// configuration excerpts must not be refilled).
+fn man_page(command: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(command);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    let mut verbatim = false;
+    for line in cli::AFTER_HELP.lines() {
+        match line.strip_suffix(':') {
+            Some(heading) if !line.starts_with(' ') => {
+                if verbatim {
+                    writeln!(out, ".fi")?;
+                }
+                writeln!(out, ".SH {}\n.nf", roff_line(heading))?;
+                verbatim = true;
+            }
+            _ => writeln!(out, "{}", roff_line(line))?,
+        }
+    }
+    if verbatim {
+        writeln!(out, ".fi")?;
+    }
+    man.render_version_section(out)
+}
+
+/// A line of text as roff shows it verbatim: backslashes escaped, and no line starting with a
+/// control character.
+fn roff_line(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
     }
 }
 

@@ -569,3 +569,50 @@ fn systemd_readiness_is_sent_once_listening_and_stopping_on_sigterm() {
         let _ = std::fs::remove_file(&path);
     }
 }
+
+#[test]
+fn the_man_page_and_completions_are_generated_from_the_flags() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let options = help.split("HAPROXY CONFIGURATION").next().unwrap();
+    let flags: Vec<&str> = options
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches(','))
+        .collect();
+    assert!(flags.contains(&"--metrics-address"), "{flags:?}");
+
+    let man = Command::new(BIN)
+        .args(["--generate", "man"])
+        .output()
+        .unwrap();
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH spoa 1"), "{man}");
+    for flag in &flags {
+        // roff escapes every dash.
+        let escaped = flag.replace('-', "\\-");
+        assert!(man.contains(&escaped), "the man page lacks {flag}");
+    }
+    for section in [".SH ENVIRONMENT", ".SH HAPROXY CONFIGURATION", "SPOA_PORT"] {
+        assert!(man.contains(section), "the man page lacks {section}");
+    }
+    assert!(!man.contains("--generate"), "the hidden flag is documented");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["--generate", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for flag in ["metrics-address", "log-format", "processing-delay"] {
+            assert!(script.contains(flag), "{shell} completions lack {flag}");
+        }
+    }
+    let out = Command::new(BIN)
+        .args(["--generate", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
