@@ -438,7 +438,7 @@ fn metrics_count_exactly_what_was_sent_on_each_runtime() {
 }
 
 #[test]
-fn metrics_count_allow_from_refusals_and_are_off_by_default() {
+fn metrics_count_allow_from_refusals_and_read_timeouts_and_are_off_by_default() {
     let agent = Agent::start(
         "std",
         &[
@@ -454,6 +454,34 @@ fn metrics_count_allow_from_refusals_and_are_off_by_default() {
     let key = "spoa_connections_refused_total{runtime=\"std\",reason=\"allow_from\"}";
     let samples = scrape_until(metrics, |s| s.get(key) == Some(&1.0));
     assert_eq!(samples.get(key), Some(&1.0));
+
+    // A connection that never says HELLO: cut at the hello timeout with AGENT-DISCONNECT 2.
+    let agent = Agent::start(
+        "std",
+        &["--metrics-address", "127.0.0.1:0", "--hello-timeout", "0.2"],
+    );
+    let metrics = metrics_address(&agent);
+    let mut silent = agent.connect();
+    let (h, p) = read_frame(&mut silent).expect("AGENT-DISCONNECT");
+    assert_eq!(disconnect_status(&h, &p), 2);
+    let expected = [
+        ("spoa_read_timeouts_total{runtime=\"std\"}", 1.0),
+        ("spoa_write_timeouts_total{runtime=\"std\"}", 0.0),
+        (
+            "spoa_agent_disconnects_total{runtime=\"std\",status=\"2\"}",
+            1.0,
+        ),
+        (
+            "spoa_connections_closed_total{runtime=\"std\",reason=\"read_timeout\"}",
+            1.0,
+        ),
+    ];
+    let samples = scrape_until(metrics, |s| {
+        expected.iter().all(|(k, v)| s.get(*k) == Some(v))
+    });
+    for (key, value) in expected {
+        assert_eq!(samples.get(key), Some(&value), "{key}");
+    }
 
     let quiet = Agent::start("std", &[]);
     assert!(!quiet.logs().iter().any(|l| l.contains("metrics")));

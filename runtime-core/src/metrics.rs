@@ -186,9 +186,16 @@ impl fmt::Debug for Metrics {
     }
 }
 
+/// Open connections' cells, with the free slots' indexes so that opening a connection does not
+/// search (a reload opens thousands at once).
+#[derive(Default)]
+struct Slots {
+    cells: Vec<Option<Arc<Cell>>>,
+    free: Vec<usize>,
+}
+
 struct Registry {
-    /// Open connections' cells; a free slot is `None`.
-    live: Mutex<Vec<Option<Arc<Cell>>>>,
+    live: Mutex<Slots>,
     /// Cells of connections that ended.
     closed_totals: Mutex<Totals>,
     refused: [AtomicU64; 2],
@@ -202,7 +209,7 @@ impl Metrics {
     /// Counting metrics.
     pub fn enabled() -> Metrics {
         Metrics(Some(Arc::new(Registry {
-            live: Mutex::new(Vec::new()),
+            live: Mutex::new(Slots::default()),
             closed_totals: Mutex::new(Totals::default()),
             refused: Default::default(),
             closed: Default::default(),
@@ -243,14 +250,14 @@ impl Metrics {
         let registry = self.0.as_ref()?;
         let cell = Arc::new(Cell::default());
         let mut live = lock(&registry.live);
-        let slot = match live.iter().position(Option::is_none) {
+        let slot = match live.free.pop() {
             Some(free) => free,
             None => {
-                live.push(None);
-                live.len() - 1
+                live.cells.push(None);
+                live.cells.len() - 1
             }
         };
-        if let Some(entry) = live.get_mut(slot) {
+        if let Some(entry) = live.cells.get_mut(slot) {
             *entry = Some(Arc::clone(&cell));
         }
         Some(Probe {
@@ -266,7 +273,7 @@ impl Metrics {
         // The live list's lock first, as a closing connection takes it (see `Probe::drop`).
         let live = lock(&registry.live);
         let mut totals = *lock(&registry.closed_totals);
-        for cell in live.iter().flatten() {
+        for cell in live.cells.iter().flatten() {
             cell.add_to(&mut totals);
         }
         drop(live);
@@ -371,8 +378,9 @@ impl Drop for Probe {
         // happen under the live list's lock, which a scrape also takes.
         let mut live = lock(&self.registry.live);
         self.cell.add_to(&mut lock(&self.registry.closed_totals));
-        if let Some(entry) = live.get_mut(self.slot) {
+        if let Some(entry) = live.cells.get_mut(self.slot) {
             *entry = None;
+            live.free.push(self.slot);
         }
     }
 }
