@@ -31,7 +31,7 @@ HAPROXY CONFIGURATION (see examples/haproxy/):
           server iprep-srv 127.0.0.1:12345 check
           option spop-check
   (No maxconn on that server line: the seed's maxconn 5 queues the SPOE events behind 5
-  agent connections and cost 5-20x in requests/s; see the README's HAProxy tuning.)
+  agent connections and cost 3-25x in requests/s; see the README's HAProxy tuning.)
 
 WORKERS (-n):
   uring runtime: one io_uring executor per worker, each pinned to its own CPU; executor 0
