@@ -5,6 +5,10 @@
 #     their own instances
 #   - curl
 #   - qemu-system-arm (the appliance firmware's Cortex-M4 board, scripts/appliance.sh)
+#   - man (packages man-db and groff-base: scripts/check-operator-files.sh renders the man page)
+#   - systemd-analyze (package systemd: scripts/check-operator-files.sh verifies the unit)
+#   - promtool (package prometheus: the metrics test lints a scrape with it; its service is
+#     kept from starting like haproxy's)
 #   - HAProxy 3.2 from Debian sid in a private prefix (scripts/haproxy-sid.sh,
 #     default target/haproxy-sid); arguments are passed on to that script
 # Prints the versions found.
@@ -20,6 +24,10 @@ missing=()
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v qemu-system-arm >/dev/null 2>&1 || missing+=(qemu-system-arm)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
+command -v groff >/dev/null 2>&1 || command -v nroff >/dev/null 2>&1 || missing+=(groff-base)
 # needed by haproxy-sid.sh (normally present on Debian)
 command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
 [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
@@ -68,5 +76,7 @@ say "system haproxy: $haproxy_bin"
 first_line "$haproxy_bin" -v
 first_line curl --version
 first_line qemu-system-arm --version
+first_line promtool --version
+first_line systemd-analyze --version
 
 bash "$repo_root/scripts/haproxy-sid.sh" "$@"

@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "test dependencies (HAProxy 2.6 and 3.2, curl, qemu-system-arm)"
+step "test dependencies (HAProxy 2.6 and 3.2, curl, qemu-system-arm, promtool, systemd-analyze)"
 if [ "$(id -u)" = 0 ]; then
     scripts/install-test-deps.sh
 elif command -v sudo >/dev/null 2>&1; then
@@ -39,6 +39,9 @@ scripts/appliance.sh
 
 step "cargo test (workspace)"
 cargo test --workspace
+
+step "operators' files: the man page, completions, the systemd unit"
+scripts/check-operator-files.sh
 
 step "fuzzing: each cargo-fuzz target for ${FUZZ_SECONDS:=30} s, seeded with the captured vectors"
 if cargo +nightly --version >/dev/null 2>&1; then

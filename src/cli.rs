@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use spop_core::Capabilities;
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 HAPROXY CONFIGURATION (see examples/haproxy/):
   In the SPOE file (spoe-ip-reputation.conf):
       [ip-reputation]
@@ -28,8 +28,10 @@ HAPROXY CONFIGURATION (see examples/haproxy/):
       backend iprep-backend
           mode tcp
           timeout server 1m
-          server iprep-srv 127.0.0.1:12345 check maxconn 5
+          server iprep-srv 127.0.0.1:12345 check
           option spop-check
+  (No maxconn on that server line: the seed's maxconn 5 queues the SPOE events behind 5
+  agent connections and cost 3-25x in requests/s; see the README's HAProxy tuning.)
 
 WORKERS (-n):
   uring runtime: one io_uring executor per worker, each pinned to its own CPU; executor 0
@@ -51,7 +53,13 @@ SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
       server agent2 10.0.0.12:12345 check maxconn 50
-  and start each agent with -a 0.0.0.0 (the agent has no authentication: firewall it).";
+  and start each agent with -a 0.0.0.0 (the agent has no authentication: firewall it).
+
+ENVIRONMENT:
+  Every flag can also come from the environment variable shown with it ([env: SPOA_...]), for
+  systemd units and containers: SPOA_PORT=12345 SPOA_WORKERS=2 SPOA_PROCESSING_DELAY=10ms.
+  The command line wins over the environment. Repeatable flags take a comma-separated list
+  (SPOA_ADDRESS=0.0.0.0,::  SPOA_ALLOW_FROM=10.0.0.0/8,192.0.2.1); SPOA_DEBUG=true or false.";
 
 /// A Stream Processing Offload Agent for HAProxy: random IP reputation.
 ///
@@ -62,21 +70,42 @@ SCALING PAST ONE BOX:
 #[command(name = "spoa", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Debug mode: log every frame in and out, and every score given.
-    #[arg(short = 'd', long = "debug")]
+    #[arg(short = 'd', long = "debug", env = "SPOA_DEBUG")]
     pub debug: bool,
 
+    /// Log line format: text (one human-readable line) or json (one object per line: time,
+    /// level, target, message, and peer, connection, worker... where known).
+    #[arg(long = "log-format", env = "SPOA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Least severe log lines printed: error, warn, info, debug or trace [default: info, debug
+    /// with -d]. RUST_LOG (env_logger syntax, such as runtime_core=debug) still works: it refines
+    /// per module, and sets the level when this flag is not given.
+    #[arg(long = "log-level", env = "SPOA_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_level)]
+    pub log_level: Option<log::LevelFilter>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, such as 127.0.0.1:9100), on a
+    /// thread of its own. Off by default. No authentication: keep it on loopback or a
+    /// management network.
+    #[arg(
+        long = "metrics-address",
+        env = "SPOA_METRICS_ADDRESS",
+        value_name = "ADDR"
+    )]
+    pub metrics_address: Option<SocketAddr>,
+
     /// TCP port to listen on.
-    #[arg(short = 'p', long = "port", default_value_t = 12345)]
+    #[arg(short = 'p', long = "port", env = "SPOA_PORT", default_value_t = 12345)]
     pub port: u16,
 
     /// Number of uring workers (see WORKERS below) [default: 5, at most the usable CPUs]; the std
     /// runtime ignores it.
-    #[arg(short = 'n', long = "workers", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(short = 'n', long = "workers", env = "SPOA_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 
     /// Address to listen on, IP or IP:PORT; repeatable. Default: 127.0.0.1 and ::1 only, since the
     /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface.
-    #[arg(short = 'a', long = "address", value_name = "ADDR", value_parser = parse_address)]
+    #[arg(short = 'a', long = "address", env = "SPOA_ADDRESS", value_name = "ADDR", value_delimiter = ',', value_parser = parse_address)]
     pub addresses: Vec<ListenAddress>,
 
     /// Largest frame the agent accepts, in bytes (256 and up). The size used is the smaller of
@@ -85,7 +114,7 @@ pub struct Cli {
     /// HAProxy's offer and without -c fragmentation, HAProxy 2.6 answers a NOTIFY too large for
     /// the agent with DISCONNECT status 10 and reconnects in a loop (the agent logs a warning
     /// when HAProxy offers more than -m).
-    #[arg(short = 'm', long = "max-frame-size", default_value_t = spop_core::DEFAULT_MAX_FRAME_SIZE, value_parser = clap::value_parser!(u32).range(256..))]
+    #[arg(short = 'm', long = "max-frame-size", env = "SPOA_MAX_FRAME_SIZE", default_value_t = spop_core::DEFAULT_MAX_FRAME_SIZE, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_frame_size: u32,
 
     /// Capabilities announced to HAProxy, comma-separated or repeated: pipelining, async,
@@ -94,6 +123,7 @@ pub struct Cli {
     #[arg(
         short = 'c',
         long = "capability",
+        env = "SPOA_CAPABILITY",
         value_name = "CAP",
         value_delimiter = ','
     )]
@@ -101,19 +131,24 @@ pub struct Cli {
 
     /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
     /// where the kernel allows it, else std with a log line saying why).
-    #[arg(long = "runtime", value_enum, default_value_t = RuntimeChoice::Auto)]
+    #[arg(long = "runtime", env = "SPOA_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
     /// uring runtime: busy-poll this many microseconds before an idle executor sleeps. Answers
     /// a NOTIFY arriving within that time sooner, at the cost of a CPU kept busy per worker
     /// (0: sleep at once).
-    #[arg(long = "spin-us", value_name = "N", default_value_t = 0)]
+    #[arg(
+        long = "spin-us",
+        env = "SPOA_SPIN_US",
+        value_name = "N",
+        default_value_t = 0
+    )]
     pub spin_us: u64,
 
     /// uring runtime: the CPUs executors may be pinned to, e.g. 2-3 or 1,3 (default: every CPU
     /// this process may use). On a box shared with HAProxy, list CPUs its cpu-map leaves free.
     /// Without -n, one worker per CPU listed.
-    #[arg(long = "cpus", value_name = "LIST")]
+    #[arg(long = "cpus", env = "SPOA_CPUS", value_name = "LIST")]
     pub cpus: Option<runtime_core::CpuList>,
 
     /// Only check that the chosen runtime can run here: prints "uring available" (exit 0) or
@@ -121,49 +156,106 @@ pub struct Cli {
     #[arg(long = "check-runtime", hide = true)]
     pub check_runtime: bool,
 
+    /// Print the man page (man) or a shell's completions (bash, zsh, fish, elvish, powershell)
+    /// generated from these flags, and exit: `spoa --generate man > spoa.1`.
+    #[arg(long = "generate", hide = true, value_enum, value_name = "WHAT")]
+    pub generate: Option<Generate>,
+
     /// Seed for the score generators, for reproducible scores (default: random at each start).
-    #[arg(long = "seed")]
+    #[arg(long = "seed", env = "SPOA_SEED")]
     pub seed: Option<u64>,
 
-    /// Wait this many milliseconds before answering each check (to test HAProxy's timeout
-    /// processing). On the uring runtime the wait blocks the worker.
+    /// Wait this long before answering each check (to test HAProxy's timeout processing), like
+    /// the C agent's -t: 10ms, 100us, 1s, 2m; a bare number is milliseconds. On the uring
+    /// runtime the wait blocks the worker.
     #[arg(
         short = 't',
         long = "processing-delay",
-        value_name = "MS",
-        default_value_t = 0
+        env = "SPOA_PROCESSING_DELAY",
+        value_name = "TIME",
+        default_value = "0",
+        value_parser = parse_time
     )]
-    pub processing_delay: u64,
+    pub processing_delay: Duration,
 
     /// Connections served at once; more are closed at accept with a log line.
-    #[arg(long = "max-connections", default_value_t = 10_000)]
+    #[arg(
+        long = "max-connections",
+        env = "SPOA_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
     pub max_connections: usize,
 
     /// Seconds a new connection has to send its HAPROXY-HELLO (0: no limit). Answered with
     /// AGENT-DISCONNECT 2.
-    #[arg(long = "hello-timeout", value_name = "SECS", default_value_t = 5.0)]
+    #[arg(
+        long = "hello-timeout",
+        env = "SPOA_HELLO_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 5.0
+    )]
     pub hello_timeout: f64,
 
     /// Seconds a frame that has started has to arrive whole (0: no limit). Idle connections
     /// between frames are never timed out: HAProxy keeps them in a pool.
-    #[arg(long = "frame-timeout", value_name = "SECS", default_value_t = 5.0)]
+    #[arg(
+        long = "frame-timeout",
+        env = "SPOA_FRAME_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 5.0
+    )]
     pub frame_timeout: f64,
 
     /// Seconds a write may block on a peer that does not read its ACKs before the connection is
     /// closed (0: no limit).
-    #[arg(long = "write-timeout", value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long = "write-timeout",
+        env = "SPOA_WRITE_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
     pub write_timeout: f64,
 
     /// Seconds a graceful stop (SIGTERM, SIGINT) waits for connections to finish; a second
     /// signal exits at once.
-    #[arg(long = "shutdown-timeout", value_name = "SECS", default_value_t = 5.0)]
+    #[arg(
+        long = "shutdown-timeout",
+        env = "SPOA_SHUTDOWN_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 5.0
+    )]
     pub shutdown_timeout: f64,
 
     /// Accept connections only from this network (CIDR such as 10.0.0.0/8, or one address);
     /// repeatable. Others are closed at accept with a log line. Default: anyone who can reach the
     /// listen addresses, which are loopback only unless -a says otherwise.
-    #[arg(long = "allow-from", value_name = "CIDR", value_parser = parse_network)]
+    #[arg(long = "allow-from", env = "SPOA_ALLOW_FROM", value_name = "CIDR", value_delimiter = ',', value_parser = parse_network)]
     pub allow_from: Vec<ipnet::IpNet>,
+}
+
+/// A time as the C agent's `-t` takes it: an integer with an optional unit (`us`, `ms`, `s`, `m`,
+/// `h`); a bare number is milliseconds, so the seed's `-t 50` keeps its meaning.
+pub fn parse_time(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        format!("'{s}' is not a time: an integer with an optional unit us, ms, s, m or h (10ms, 100us, 1s; a bare number is milliseconds)")
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let micros_per_unit: u64 = match unit.trim() {
+        "us" | "\u{b5}s" => 1,
+        "" | "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(micros_per_unit)
+        .map(Duration::from_micros)
+        .ok_or_else(|| format!("'{s}' is too long a time"))
 }
 
 fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
@@ -203,6 +295,41 @@ pub enum CapabilityArg {
     Fragmentation,
     /// Announce no capability.
     None,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`, for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s.parse::<log::LevelFilter>() {
+        Ok(log::LevelFilter::Off) | Err(_) => Err(format!(
+            "'{s}' is not a log level: error, warn, info, debug or trace"
+        )),
+        Ok(level) => Ok(level),
+    }
+}
+
+/// `--generate`: what to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The man page (roff), for `man -l` or /usr/local/share/man/man1/spoa.1.
+    Man,
+    /// bash completions.
+    Bash,
+    /// zsh completions.
+    Zsh,
+    /// fish completions.
+    Fish,
+    /// elvish completions.
+    Elvish,
+    /// PowerShell completions.
+    Powershell,
 }
 
 /// `--runtime`.
@@ -257,11 +384,38 @@ impl Cli {
 
     /// The processing delay, if any.
     pub fn delay(&self) -> Option<Duration> {
-        (self.processing_delay > 0).then(|| Duration::from_millis(self.processing_delay))
+        (!self.processing_delay.is_zero()).then_some(self.processing_delay)
     }
 }
 
 /// Seconds from the command line as an optional limit (0 or less: none).
 pub fn limit(secs: f64) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_take_the_c_agents_units_and_bare_numbers_are_milliseconds() {
+        assert_eq!(parse_time("50"), Ok(Duration::from_millis(50)));
+        assert_eq!(parse_time("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_time("100us"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_time("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_time("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_time("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "ms",
+            "1.5s",
+            "-1",
+            "10 parsecs",
+            "10sec",
+            "99999999999999999999",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_time("18446744073709551615h").is_err());
+    }
 }

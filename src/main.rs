@@ -1,6 +1,8 @@
 //! `spoa`: HAProxy's random IP-reputation agent, in Rust.
 
 mod cli;
+mod logging;
+mod metrics;
 mod reputation;
 
 use std::collections::hash_map::RandomState;
@@ -13,12 +15,20 @@ use clap::Parser;
 use runtime_core::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::cli::{limit, Cli, RuntimeChoice, DEFAULT_WORKERS};
+use crate::cli::{limit, Cli, Generate, RuntimeChoice, DEFAULT_WORKERS};
 use crate::reputation::Factory;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.debug);
+    if let Some(what) = cli.generate {
+        return generate(what);
+    }
+    let default_level = if cli.debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    logging::init(cli.log_format, cli.log_level, default_level);
     if cli.check_runtime {
         return check_runtime(&cli);
     }
@@ -31,15 +41,71 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        // glommio warns when it cannot register its I/O buffers with io_uring (a low
-        // RLIMIT_MEMLOCK without CAP_IPC_LOCK): those buffers serve file I/O only, which this
-        // agent never does, so the warning would only alarm operators.
-        .filter_module("glommio::sys::uring", log::LevelFilter::Error)
-        .format_timestamp_millis()
-        .init();
+/// `--generate`: the man page or a shell's completions, from the clap definition itself, so
+/// they never drift from `--help`.
+fn generate(what: Generate) -> ExitCode {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let shell = match what {
+        Generate::Man => {
+            return match man_page(command, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+        Generate::Elvish => Shell::Elvish,
+        Generate::Powershell => Shell::PowerShell,
+    };
+    clap_complete::generate(shell, &mut command, "spoa", &mut out);
+    ExitCode::SUCCESS
+}
+
+/// The man page: clap_mangen's sections for the flags, then `--help`'s closing sections
+/// (HAPROXY CONFIGURATION, WORKERS...) as sections of their own, kept as laid out (their
+/// configuration excerpts must not be refilled).
+fn man_page(command: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(command);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    let mut verbatim = false;
+    for line in cli::AFTER_HELP.lines() {
+        match line.strip_suffix(':') {
+            Some(heading) if !line.starts_with(' ') => {
+                if verbatim {
+                    writeln!(out, ".fi")?;
+                }
+                writeln!(out, ".SH {}\n.nf", roff_line(heading))?;
+                verbatim = true;
+            }
+            _ => writeln!(out, "{}", roff_line(line))?,
+        }
+    }
+    if verbatim {
+        writeln!(out, ".fi")?;
+    }
+    man.render_version_section(out)
+}
+
+/// A line of text as roff shows it verbatim: backslashes escaped, and no line starting with a
+/// control character.
+fn roff_line(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 /// The runtime that will serve, and with how many workers.
@@ -171,6 +237,11 @@ fn run(cli: &Cli) -> Result<(), String> {
         write_timeout: limit(cli.write_timeout),
         shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout.max(0.0)),
         allow_from: cli.allow_from.clone(),
+        metrics: if cli.metrics_address.is_some() {
+            runtime_core::Metrics::enabled()
+        } else {
+            runtime_core::Metrics::default()
+        },
     };
     raise_open_files_limit(config.max_connections);
     let seed = cli.seed.unwrap_or_else(random_seed);
@@ -213,6 +284,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             )
         }
     };
+    // Before the startup line: whoever waits for that line can scrape at once.
+    if let Some(address) = cli.metrics_address {
+        let bound = metrics::serve(address, config.metrics.clone(), choice.runtime.name())?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
         "spoa {} listening on {}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
@@ -223,6 +299,9 @@ fn run(cli: &Cli) -> Result<(), String> {
         config.engine.capabilities,
         cli.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),
     );
+    systemd_notify(ServiceState::Ready {
+        status: &format!("listening on {}", addresses.join(", ")),
+    });
     watch_signals(stop)?;
     let left = serve().map_err(|e| e.to_string())?;
     if left == 0 {
@@ -250,6 +329,7 @@ fn watch_signals(stop: StopFn) -> Result<(), String> {
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {signal}: stopping (send it again to exit at once)");
+                    systemd_notify(ServiceState::Stopping);
                     stop();
                 } else {
                     log::warn!("second signal {signal}: exiting now");
@@ -259,6 +339,34 @@ fn watch_signals(stop: StopFn) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     Ok(())
+}
+
+/// What the agent tells systemd (`Type=notify`).
+enum ServiceState<'a> {
+    /// Every listener is bound: units ordered after this one (HAProxy) may start.
+    Ready { status: &'a str },
+    /// A graceful stop began.
+    Stopping,
+}
+
+/// Tells systemd how the service is doing; nothing happens without NOTIFY_SOCKET (not started
+/// by systemd, or not as `Type=notify`).
+fn systemd_notify(state: ServiceState<'_>) {
+    #[cfg(target_os = "linux")]
+    {
+        use sd_notify::NotifyState;
+        let result = match state {
+            ServiceState::Ready { status } => {
+                sd_notify::notify(false, &[NotifyState::Ready, NotifyState::Status(status)])
+            }
+            ServiceState::Stopping => sd_notify::notify(false, &[NotifyState::Stopping]),
+        };
+        if let Err(e) = result {
+            log::warn!("cannot notify systemd through NOTIFY_SOCKET: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = state;
 }
 
 /// Every connection is a descriptor: take the hard limit on open files (HAProxy reopens all its

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use spop_core::Handler;
 
+use crate::metrics::{Metrics, RefusedBy};
+
 /// Makes the application's handlers: one per worker (uring) or per connection (std), so handler
 /// state (a random generator, counters) is never shared between threads and needs no lock.
 ///
@@ -54,18 +56,22 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Networks allowed to connect; empty: everyone who can reach the listeners.
     pub allow_from: Vec<ipnet::IpNet>,
+    /// What is counted for operators; off by default ([`Metrics::enabled`] to count).
+    pub metrics: Metrics,
 }
 
 impl ServerConfig {
     /// Whether a connection from `peer` may be served while `open` others are: the admission
-    /// both runtimes apply at accept. An IPv4 peer on an IPv6 socket (`::ffff:a.b.c.d`) is
+    /// both runtimes apply at accept (a refusal is counted in the metrics). An IPv4 peer on an IPv6 socket (`::ffff:a.b.c.d`) is
     /// matched as IPv4.
     pub fn admit(&self, peer: IpAddr, open: usize) -> Result<(), Refusal> {
         let peer = peer.to_canonical();
         if !(self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&peer))) {
+            self.metrics.refused(RefusedBy::AllowFrom);
             return Err(Refusal::NotAllowed);
         }
         if open >= self.max_connections {
+            self.metrics.refused(RefusedBy::Limit);
             return Err(Refusal::AtLimit {
                 limit: self.max_connections,
             });
@@ -112,6 +118,7 @@ impl Default for ServerConfig {
             write_timeout: Some(Duration::from_secs(10)),
             shutdown_timeout: Duration::from_secs(5),
             allow_from: Vec::new(),
+            metrics: Metrics::default(),
         }
     }
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Connections {
     open: AtomicUsize,
     per_worker: Box<[AtomicUsize]>,
+    /// Connections ever opened, per worker (for metrics).
+    accepted: Box<[AtomicU64]>,
     next_id: AtomicU64,
 }
 
@@ -19,6 +21,7 @@ impl Connections {
         Arc::new(Connections {
             open: AtomicUsize::new(0),
             per_worker: (0..workers.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            accepted: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
             next_id: AtomicU64::new(0),
         })
     }
@@ -29,6 +32,9 @@ impl Connections {
         self.open.fetch_add(1, Ordering::SeqCst);
         if let Some(load) = self.per_worker.get(worker) {
             load.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(accepted) = self.accepted.get(worker) {
+            accepted.fetch_add(1, Ordering::Relaxed);
         }
         Live {
             connections: Arc::clone(self),
@@ -47,6 +53,13 @@ impl Connections {
         self.per_worker
             .get(worker)
             .map_or(0, |l| l.load(Ordering::SeqCst))
+    }
+
+    /// Connections `worker` was ever given.
+    pub fn accepted(&self, worker: usize) -> u64 {
+        self.accepted
+            .get(worker)
+            .map_or(0, |a| a.load(Ordering::Relaxed))
     }
 
     /// The number of workers accounted for.

@@ -9,7 +9,8 @@
 //!   ([`ServerConfig::admit`]);
 //! - [`Connections`]: how many connections are open, per worker, and their ids;
 //! - [`listen`](listen()), [`wake_address`]: listening sockets and the accept-side log lines;
-//! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited.
+//! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited;
+//! - [`Metrics`]: what is counted for operators, per connection without a lock (see [`metrics`]).
 //!
 //! ```text
 //!   spoa (binary) ──► runtime-std ──┐
@@ -25,6 +26,7 @@ mod connections;
 mod cpus;
 mod limiter;
 mod listen;
+pub mod metrics;
 mod report;
 pub mod session;
 
@@ -36,5 +38,6 @@ pub use listen::{
     listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address,
     ACCEPT_BACKOFF, LISTEN_BACKLOG,
 };
+pub use metrics::Metrics;
 pub use report::{report, End};
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};

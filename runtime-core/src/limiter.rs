@@ -56,13 +56,31 @@ impl LogLimiter {
     }
 }
 
-/// Logs a warning through `limiter`, noting how many were dropped before it.
+/// Logs a warning through `limiter`, noting how many were dropped before it. Key-values before
+/// the message (`peer:% = peer, connection = id; "..."`) go with the line as `log` key-values,
+/// which the JSON log format prints as fields; a line after suppressed ones also carries
+/// `suppressed`.
 #[macro_export]
 macro_rules! limited_warn {
+    ($limiter:expr, $($key:ident $(:$capture:tt)? = $value:expr),+; $($arg:tt)+) => {
+        if let Some(dropped) = $limiter.admit() {
+            if dropped > 0 {
+                log::warn!(
+                    $($key $(:$capture)? = $value,)+ suppressed = dropped;
+                    "{} ({} similar lines suppressed)", format_args!($($arg)+), dropped
+                );
+            } else {
+                log::warn!($($key $(:$capture)? = $value),+; $($arg)+);
+            }
+        }
+    };
     ($limiter:expr, $($arg:tt)+) => {
         if let Some(dropped) = $limiter.admit() {
             if dropped > 0 {
-                log::warn!("{} ({} similar lines suppressed)", format_args!($($arg)+), dropped);
+                log::warn!(
+                    suppressed = dropped;
+                    "{} ({} similar lines suppressed)", format_args!($($arg)+), dropped
+                );
             } else {
                 log::warn!($($arg)+);
             }

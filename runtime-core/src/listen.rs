@@ -69,7 +69,7 @@ pub fn wake_address(addr: SocketAddr) -> SocketAddr {
 
 /// Logs (rate-limited) a connection closed at accept.
 pub fn log_refusal(peer: SocketAddr, refusal: Refusal) {
-    limited_warn!(ACCEPT_WARNINGS, "{peer}: refused, {refusal}");
+    limited_warn!(ACCEPT_WARNINGS, peer:% = peer; "{peer}: refused, {refusal}");
 }
 
 /// Logs (rate-limited) a failed accept; the caller then waits [`ACCEPT_BACKOFF`].

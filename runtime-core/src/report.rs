@@ -32,26 +32,42 @@ pub enum End {
 /// warning for a protocol fault or a peer that vanished in the middle of a frame.
 pub fn report<const FRAG: usize>(peer: SocketAddr, id: u64, session: &Session<FRAG>, end: End) {
     let acks = session.engine().stats().acks;
+    if let Some(probe) = session.probe() {
+        probe.ended(&end, session.buffered() > 0);
+    }
     match end {
         End::Closed(Close::Error(error)) => limited_warn!(
             PEER_WARNINGS,
+            peer:% = peer, connection = id, status = error.status().code();
             "{peer}: connection #{id} closed with AGENT-DISCONNECT status {}: {error}",
             error.status()
         ),
-        End::Closed(close) => log::debug!("{peer}: connection #{id} closed: {close} ({acks} ACKs)"),
+        End::Closed(close) => log::debug!(
+            peer:% = peer, connection = id, acks = acks;
+            "{peer}: connection #{id} closed: {close} ({acks} ACKs)"
+        ),
         End::Eof if session.buffered() > 0 => limited_warn!(
             PEER_WARNINGS,
+            peer:% = peer, connection = id;
             "{peer}: connection #{id} closed by the peer in the middle of a frame ({} bytes pending)",
             session.buffered()
         ),
-        End::Eof => log::debug!("{peer}: connection #{id} closed by the peer ({acks} ACKs)"),
+        End::Eof => log::debug!(
+            peer:% = peer, connection = id, acks = acks;
+            "{peer}: connection #{id} closed by the peer ({acks} ACKs)"
+        ),
         End::WriteStalled => limited_warn!(
             PEER_WARNINGS,
+            peer:% = peer, connection = id;
             "{peer}: connection #{id} closed: the peer did not read its ACKs within the write timeout"
         ),
-        End::Io(e) => log::debug!("{peer}: connection #{id} dropped: {e} ({acks} ACKs)"),
+        End::Io(e) => log::debug!(
+            peer:% = peer, connection = id, acks = acks;
+            "{peer}: connection #{id} dropped: {e} ({acks} ACKs)"
+        ),
         End::HandlerPanicked => limited_warn!(
             PEER_WARNINGS,
+            peer:% = peer, connection = id;
             "{peer}: connection #{id} closed: the handler panicked"
         ),
     }

@@ -26,6 +26,7 @@ use spop_core::frame::{peek_length, LENGTH_SIZE};
 use spop_core::{Capabilities, Close, ConfigError, Engine, Error, Flow, Handler};
 
 use crate::config::ServerConfig;
+use crate::metrics::Probe;
 use crate::report::End;
 
 /// Input buffer at start: HAProxy's frames are small; it grows to fit any frame the engine accepts.
@@ -97,6 +98,11 @@ pub struct Session<const FRAG: usize = 0> {
     draining: bool,
     /// How the connection ends, once decided; reported after the output is written.
     end: Option<End>,
+    /// This connection's metrics cell, when metrics are on.
+    probe: Option<Probe>,
+    /// When the read that completed the first NOTIFY of the unwritten ACKs happened: the start
+    /// of the NOTIFY-read to ACK-written time.
+    batch_read: Option<Instant>,
 }
 
 impl<const FRAG: usize> Session<FRAG> {
@@ -129,12 +135,19 @@ impl<const FRAG: usize> Session<FRAG> {
             unprocessed: false,
             draining: false,
             end: None,
+            probe: config.metrics.open(),
+            batch_read: None,
         })
     }
 
     /// The protocol state.
     pub fn engine(&self) -> &Engine<FRAG> {
         &self.engine
+    }
+
+    /// This connection's metrics cell, when metrics are on.
+    pub(crate) fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref()
     }
 
     /// Bytes received but not yet part of a complete frame.
@@ -204,6 +217,11 @@ impl<const FRAG: usize> Session<FRAG> {
                 self.output.copy_within(n..self.pending, 0);
                 self.pending -= n;
                 self.write_since = Some(now);
+                if self.pending == 0 {
+                    if let (Some(probe), Some(read)) = (&self.probe, self.batch_read.take()) {
+                        probe.cell.observe(now.saturating_duration_since(read));
+                    }
+                }
             }
             Err(e) => self.on_error(e, now),
         }
@@ -281,6 +299,7 @@ impl<const FRAG: usize> Session<FRAG> {
         let out = self.output.get_mut(self.pending..).unwrap_or_default();
         let engine = &mut self.engine;
         let handshaking = engine.is_handshaking();
+        let acks_before = engine.stats().acks;
         // A panicking handler ends this connection only, not the thread or executor serving
         // others; the output of the interrupted batch is dropped.
         let Ok(progress) =
@@ -292,6 +311,13 @@ impl<const FRAG: usize> Session<FRAG> {
         };
         if handshaking && !self.engine.is_handshaking() {
             warn_if_offer_exceeds_cap(&self.engine);
+        }
+        if let Some(probe) = &self.probe {
+            let stats = self.engine.stats();
+            if stats.acks > acks_before {
+                self.batch_read.get_or_insert(self.last_read);
+            }
+            probe.cell.publish(stats);
         }
         self.pending += progress.written;
         if progress.consumed > 0 {

@@ -346,3 +346,47 @@ fn a_socket_timeout_is_set_again_only_when_it_matters() {
         Some(Some(Duration::from_millis(1)))
     );
 }
+
+// =============================================================================================
+// Metrics
+// =============================================================================================
+
+#[test]
+fn metrics_time_each_batch_from_its_read_to_the_write_that_flushed_it() {
+    let metrics = runtime_core::Metrics::enabled();
+    let config = ServerConfig {
+        metrics: metrics.clone(),
+        ..config()
+    };
+    let t0 = Instant::now();
+    let mut s = Session::<0>::new(&config, Some(64), t0).unwrap();
+    receive(&mut s, &hello(), t0);
+    let _ = step(&mut s, t0);
+    // Two NOTIFYs in one read at t0+1ms; the write that flushes their ACKs ends at t0+1.3ms,
+    // in two parts: only the second completes the batch.
+    let read_at = t0 + Duration::from_millis(1);
+    receive(&mut s, &[notify(1), notify(2)].concat(), read_at);
+    assert!(matches!(s.next(&mut Score, read_at), Next::Write));
+    s.on_write(Ok(3), read_at + Duration::from_micros(100));
+    s.on_write(Ok(s.output().len()), read_at + Duration::from_micros(300));
+    let snap = metrics.snapshot().unwrap();
+    assert_eq!((snap.notifies, snap.acks, snap.hellos), (2, 2, 1));
+    assert_eq!(snap.latency_count, 1, "one batch");
+    assert_eq!(snap.latency_sum, Duration::from_micros(300));
+    // 300 µs: the bucket up to 500 µs (the fifth).
+    assert_eq!(snap.latency_buckets[4], 1, "{:?}", snap.latency_buckets);
+    // A second batch, read at +11 ms and flushed 50 ms later.
+    receive(&mut s, &notify(3), read_at + Duration::from_millis(10));
+    let _ = step(&mut s, read_at + Duration::from_millis(60));
+    let snap = metrics.snapshot().unwrap();
+    assert_eq!((snap.acks, snap.latency_count), (3, 2));
+    assert_eq!(
+        snap.latency_buckets[10], 1,
+        "50 ms: {:?}",
+        snap.latency_buckets
+    );
+    // The connection's counts outlive it.
+    drop(s);
+    let after = metrics.snapshot().unwrap();
+    assert_eq!((after.acks, after.latency_count), (3, 2));
+}

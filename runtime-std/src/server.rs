@@ -63,6 +63,8 @@ impl Server {
     /// Binds every address of `config`.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let listeners = listen_all(&config.addresses)?;
+        let connections = Connections::new(1);
+        config.metrics.watch(&connections);
         Ok(Server {
             listeners,
             config,
@@ -70,7 +72,7 @@ impl Server {
                 stopping: AtomicBool::new(false),
                 stop_requested: Mutex::new(false),
                 stop_signal: Condvar::new(),
-                connections: Connections::new(1),
+                connections,
                 streams: Mutex::new(HashMap::new()),
             }),
         })
@@ -217,7 +219,7 @@ fn accept_loop<F: HandlerFactory>(
                     _registered: registered,
                     live,
                 };
-                log::debug!("{peer}: connection #{id} opened");
+                log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
                 let hint = conn.handler.ack_size_hint();
                 if let Err(e) = session::open(&config, hint, Instant::now(), conn) {
                     log::error!("{peer}: {e}");

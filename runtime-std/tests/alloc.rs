@@ -6,6 +6,7 @@
 
 use std::net::Ipv4Addr;
 
+use runtime_core::ServerConfig;
 use runtime_std::Server;
 use spop_core::TypedData;
 use spop_testkit::alloc::{self, Counting, Measuring, BATCH, MEASURED, PIPELINED};
@@ -16,7 +17,12 @@ static COUNTER: Counting = Counting::new();
 
 #[test]
 fn a_connection_thread_allocates_nothing_per_notify() {
-    let server = Server::bind(server::loopback(1)).unwrap();
+    let config = ServerConfig {
+        // Counting metrics is part of what must not allocate per NOTIFY.
+        metrics: runtime_core::Metrics::enabled(),
+        ..server::loopback(1)
+    };
+    let server = Server::bind(config).unwrap();
     let addr = server.local_addrs()[0];
     let stop = server.shutdown_handle();
     let running = std::thread::spawn(move || server.run(|_worker| Measuring::default()));

@@ -33,6 +33,7 @@ impl<H: Handler + 'static> Worker<H> {
     /// Serves `stream` on this executor.
     pub(crate) fn start(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr, live: Live) {
         log::debug!(
+            peer:% = peer, connection = live.id(), worker = self.index;
             "{peer}: connection #{} opened (worker {})",
             live.id(),
             self.index

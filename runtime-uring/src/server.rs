@@ -141,9 +141,11 @@ impl Server {
         probe(config.workers)?;
         let cpus = spread_cpus(config.workers, options.cpus.as_deref())?;
         let listeners = listen_all(&config.addresses)?;
+        let connections = Connections::new(cpus.len());
+        config.metrics.watch(&connections);
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
-            connections: Connections::new(cpus.len()),
+            connections,
             state: Mutex::new(RunState::default()),
             signal: Condvar::new(),
         });

@@ -21,7 +21,12 @@ fn answering_notifies_allocates_nothing_in_our_code() {
     if !uring_available(1) {
         return;
     }
-    let server = start(config(1), |_worker| Measuring::default());
+    // Counting metrics is part of what must not allocate per NOTIFY.
+    let config = runtime_core::ServerConfig {
+        metrics: runtime_core::Metrics::enabled(),
+        ..config(1)
+    };
+    let server = start(config, |_worker| Measuring::default());
     let mut s = session(server.addr);
     let frame = notify(1, 1);
 

@@ -157,12 +157,20 @@ pub struct Progress {
 pub struct Stats {
     /// Frames received.
     pub frames: u64,
+    /// NOTIFY frames received (a fragmented NOTIFY counts once, by its first frame).
+    pub notifies: u64,
     /// NOTIFYs answered with an ACK.
     pub acks: u64,
     /// Frames of unknown type skipped (SPOE.txt §3.2.2: a peer may skip them).
     pub unknown_frames: u64,
     /// NOTIFYs dropped because HAProxy aborted them.
     pub aborted: u64,
+    /// NOTIFYs reassembled from fragments and answered.
+    pub reassembled: u64,
+    /// HAPROXY-HELLO frames received (one per connection; a second one is a fault).
+    pub hellos: u32,
+    /// HAPROXY-DISCONNECT frames received (at most one: it closes the connection).
+    pub disconnects: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +188,7 @@ struct Reassembly<const N: usize> {
 }
 
 /// One connection's protocol state. `FRAG` is the fragment reassembly capacity in bytes (0: no
-/// fragmentation). All state is inline and fixed in size: `Engine<0>` is 96 bytes on x86_64.
+/// fragmentation). All state is inline and fixed in size: `Engine<0>` is 128 bytes on x86_64.
 #[derive(Debug)]
 pub struct Engine<const FRAG: usize = 0> {
     config: Config,
@@ -425,8 +433,14 @@ impl<const FRAG: usize> Engine<FRAG> {
                     frame: h.frame_type,
                 })
             }
-            FrameType::HaproxyDisconnect => self.on_disconnect(frame.payload, out),
-            FrameType::HaproxyHello if !after_hello => self.on_hello(frame.payload, out),
+            FrameType::HaproxyDisconnect => {
+                self.stats.disconnects = self.stats.disconnects.saturating_add(1);
+                self.on_disconnect(frame.payload, out)
+            }
+            FrameType::HaproxyHello if !after_hello => {
+                self.stats.hellos = self.stats.hellos.saturating_add(1);
+                self.on_hello(frame.payload, out)
+            }
             FrameType::Notify | FrameType::Unset if after_hello => {
                 self.on_notify(&frame, out, handler)
             }
@@ -503,6 +517,9 @@ impl<const FRAG: usize> Engine<FRAG> {
     ) -> Result<usize, Error> {
         let h = frame.header;
         let ids = (h.stream_id, h.frame_id);
+        if h.frame_type == FrameType::Notify {
+            self.stats.notifies += 1;
+        }
         if h.flags.is_abort() {
             // HAProxy gives up a (fragmented) NOTIFY: drop what was gathered, send no ACK.
             self.reassembly.ids = None;
@@ -532,6 +549,7 @@ impl<const FRAG: usize> Engine<FRAG> {
                     return Ok(0);
                 }
                 self.reassembly.ids = None;
+                self.stats.reassembled += 1;
                 let payload = self.reassembly.buf.as_slice();
                 answer(
                     ids,

@@ -325,6 +325,8 @@ fn engine_acks_pipelined_notifies_in_one_feed_in_order() {
     assert_eq!(handler.seen, vec![(0, 1), (2, 1), (1, 1), (2, 2)]);
     assert_eq!(e.stats().acks, 4);
     assert_eq!(e.stats().frames, 5);
+    assert_eq!((e.stats().hellos, e.stats().notifies), (1, 4));
+    assert_eq!((e.stats().reassembled, e.stats().disconnects), (0, 0));
 }
 
 #[test]
@@ -535,6 +537,11 @@ fn engine_holds_fragments_without_answering_until_fin() {
     let (_, out) = feed(&mut e, &vector("notify-frag-3"));
     let f = one_frame(&out);
     assert_eq!((f.header.stream_id.0, f.header.frame_id.0), (0, 2));
+    // Three frames, one NOTIFY, reassembled once.
+    assert_eq!(
+        (e.stats().notifies, e.stats().reassembled, e.stats().acks),
+        (1, 1, 1)
+    );
 }
 
 #[test]

@@ -56,6 +56,22 @@ impl Agent {
         listen: &[&str],
         args: &[&str],
     ) -> Agent {
+        Agent::start_full(runtime, wrapper, &[], listen, args)
+    }
+
+    /// Starts the agent with these environment variables set (and `listen` and `args` on the
+    /// command line, which may be empty to take everything from the environment).
+    pub fn start_env(runtime: &'static str, env: &[(&str, &str)], args: &[&str]) -> Agent {
+        Agent::start_full(runtime, &[], env, &[], args)
+    }
+
+    pub fn start_full(
+        runtime: &'static str,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
+        listen: &[&str],
+        args: &[&str],
+    ) -> Agent {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -69,6 +85,7 @@ impl Agent {
             .args(listen)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,288 @@
+//! `--metrics-address`: `/metrics` in the Prometheus text format, served on a thread of its own
+//! (never on a worker: a slow scraper must not delay a NOTIFY). The numbers come from
+//! [`runtime_core::Metrics`], which the workers update without locks; this module only sums and
+//! formats them at scrape time.
+
+use std::net::SocketAddr;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use runtime_core::metrics::{ClosedBy, Snapshot, LATENCY_BUCKETS_US, STATUSES};
+use runtime_core::Metrics;
+
+/// Binds `address` and serves `/metrics` from `metrics` on a thread of its own. Returns the
+/// bound address (the real port when 0 was asked).
+pub fn serve(
+    address: SocketAddr,
+    metrics: Metrics,
+    runtime: &'static str,
+) -> Result<SocketAddr, String> {
+    let server = tiny_http::Server::http(address)
+        .map_err(|e| format!("--metrics-address {address}: cannot listen: {e}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| format!("--metrics-address {address}: not an IP listener"))?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(AgentCollector { metrics, runtime }));
+    // One thread answers scrapes one at a time, which is all Prometheus needs; the workers
+    // never wait on it.
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || answer_scrapes(&server, &registry))
+        .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+    Ok(bound)
+}
+
+fn answer_scrapes(server: &tiny_http::Server, registry: &Registry) {
+    for request in server.incoming_requests() {
+        let path = request.url().split('?').next().unwrap_or_default();
+        let response = match (request.method(), path) {
+            (tiny_http::Method::Get, "/metrics") => {
+                let mut body = String::with_capacity(8192);
+                match prometheus_client::encoding::prometheus_text::encode(&mut body, registry) {
+                    Ok(()) => with_content_type(
+                        tiny_http::Response::from_string(body),
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                    ),
+                    Err(_) => {
+                        tiny_http::Response::from_string("encoding failed\n").with_status_code(500)
+                    }
+                }
+            }
+            (tiny_http::Method::Get, "/") => {
+                tiny_http::Response::from_string("spoa: metrics at /metrics\n")
+            }
+            _ => {
+                tiny_http::Response::from_string("not found: GET /metrics\n").with_status_code(404)
+            }
+        };
+        // A scraper that went away: nothing to do.
+        let _ = request.respond(response);
+    }
+}
+
+fn with_content_type<R: std::io::Read>(
+    response: tiny_http::Response<R>,
+    value: &str,
+) -> tiny_http::Response<R> {
+    match tiny_http::Header::from_bytes(&b"Content-Type"[..], value.as_bytes()) {
+        Ok(header) => response.with_header(header),
+        Err(()) => response,
+    }
+}
+
+/// Encodes a [`Snapshot`] at each scrape.
+#[derive(Debug)]
+struct AgentCollector {
+    metrics: Metrics,
+    runtime: &'static str,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(s) = self.metrics.snapshot() else {
+            return Ok(());
+        };
+        let runtime = || vec![("runtime", self.runtime.to_string())];
+        let mut out = Out {
+            encoder: &mut encoder,
+        };
+        out.gauge(
+            "spoa_build_info",
+            "The agent's version and runtime (always 1).",
+            &[(
+                vec![
+                    ("version", env!("CARGO_PKG_VERSION").to_string()),
+                    ("runtime", self.runtime.to_string()),
+                ],
+                1,
+            )],
+        )?;
+        let by_worker = |values: &[u64]| -> Vec<(Labels, u64)> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(worker, &v)| {
+                    let mut labels = runtime();
+                    labels.push(("worker", worker.to_string()));
+                    (labels, v)
+                })
+                .collect()
+        };
+        out.counter(
+            "spoa_connections_accepted",
+            "Connections accepted and handed to a worker.",
+            &by_worker(&s.accepted),
+        )?;
+        out.gauge(
+            "spoa_connections_open",
+            "Connections open now.",
+            &by_worker(&s.open)
+                .into_iter()
+                .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
+                .collect::<Vec<_>>(),
+        )?;
+        let with = |name: &'static str, value: &str| {
+            let mut labels = runtime();
+            labels.push((name, value.to_string()));
+            labels
+        };
+        out.counter(
+            "spoa_connections_refused",
+            "Connections closed at accept: limit (--max-connections), allow_from (--allow-from).",
+            &[
+                (with("reason", "limit"), s.refused_limit),
+                (with("reason", "allow_from"), s.refused_allow_from),
+            ],
+        )?;
+        out.counter(
+            "spoa_connections_closed",
+            "Connections ended, by reason.",
+            &ClosedBy::ALL
+                .iter()
+                .map(|&by| (with("reason", by.label()), s.closed_by(by)))
+                .collect::<Vec<_>>(),
+        )?;
+        out.counter(
+            "spoa_healthchecks",
+            "HAProxy health checks (option spop-check) answered.",
+            &[(runtime(), s.closed_by(ClosedBy::Healthcheck))],
+        )?;
+        out.counter(
+            "spoa_read_timeouts",
+            "Connections cut because a HELLO or a frame did not arrive in time (hello/frame timeout).",
+            &[(runtime(), s.closed_by(ClosedBy::ReadTimeout))],
+        )?;
+        out.counter(
+            "spoa_write_timeouts",
+            "Connections cut because the peer did not read its ACKs in time (write timeout).",
+            &[(runtime(), s.closed_by(ClosedBy::WriteTimeout))],
+        )?;
+        let other = s
+            .frames
+            .saturating_sub(s.hellos + s.notifies + s.disconnects + s.unknown_frames);
+        out.counter(
+            "spoa_frames_received",
+            "Frames received, by type (other: NOTIFY fragments after the first, unexpected frames).",
+            &[
+                (with("type", "haproxy_hello"), s.hellos),
+                (with("type", "notify"), s.notifies),
+                (with("type", "haproxy_disconnect"), s.disconnects),
+                (with("type", "unknown"), s.unknown_frames),
+                (with("type", "other"), other),
+            ],
+        )?;
+        out.counter(
+            "spoa_notifies",
+            "NOTIFY frames received.",
+            &[(runtime(), s.notifies)],
+        )?;
+        out.counter("spoa_acks", "ACK frames sent.", &[(runtime(), s.acks)])?;
+        out.counter(
+            "spoa_unknown_frames",
+            "Frames of unknown type skipped.",
+            &[(runtime(), s.unknown_frames)],
+        )?;
+        out.counter(
+            "spoa_notifies_aborted",
+            "NOTIFYs HAProxy aborted (no ACK).",
+            &[(runtime(), s.aborted)],
+        )?;
+        out.counter(
+            "spoa_notifies_reassembled",
+            "NOTIFYs reassembled from fragments.",
+            &[(runtime(), s.reassembled)],
+        )?;
+        let statuses = |values: &[u64]| -> Vec<(Labels, u64)> {
+            values
+                .iter()
+                .enumerate()
+                .filter(|&(status, &v)| v > 0 || status == 0)
+                .map(|(status, &v)| {
+                    let label = if status < STATUSES {
+                        status.to_string()
+                    } else {
+                        "other".to_string()
+                    };
+                    (with("status", &label), v)
+                })
+                .collect()
+        };
+        out.counter(
+            "spoa_agent_disconnects",
+            "AGENT-DISCONNECT frames sent, by status (0: normal; others are faults, see SPOE.txt).",
+            &statuses(&s.agent_disconnects),
+        )?;
+        out.counter(
+            "spoa_haproxy_disconnects",
+            "HAPROXY-DISCONNECT frames received, by status.",
+            &statuses(&s.haproxy_disconnects),
+        )?;
+        out.histogram(&s, runtime())
+    }
+}
+
+/// Writes metric families through prometheus-client's encoder.
+struct Out<'a, 'b> {
+    encoder: &'a mut DescriptorEncoder<'b>,
+}
+
+impl Out<'_, '_> {
+    fn counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: &[(Labels, u64)],
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (labels, value) in samples {
+            ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn gauge(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: &[(Labels, i64)],
+    ) -> Result<(), std::fmt::Error> {
+        let mut family = self
+            .encoder
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (labels, value) in samples {
+            ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn histogram(&mut self, s: &Snapshot, labels: Labels) -> Result<(), std::fmt::Error> {
+        let mut family = self.encoder.encode_descriptor(
+            "spoa_notify_to_ack_seconds",
+            "Per batch: from the read that completed a NOTIFY to the write that flushed its ACK.",
+            None,
+            MetricType::Histogram,
+        )?;
+        // Per-bucket counts (the encoder accumulates them); the last bucket is +Inf.
+        let bounds = LATENCY_BUCKETS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(s.latency_buckets.iter().copied()).collect();
+        family.encode_family(&labels)?.encode_histogram::<Labels>(
+            s.latency_sum.as_secs_f64(),
+            s.latency_count,
+            &buckets,
+            None,
+        )
+    }
+}
