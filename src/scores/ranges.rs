@@ -5,28 +5,36 @@
 //! it (or none). A lookup is then "the last range that starts at or below the address". Found by
 //! binary search over a million ranges, that is some twenty dependent memory reads, and on the
 //! build machine a read that misses the caches costs 200 to 400 ns: too slow for the 100 ns
-//! goal. So the ranges sit under an index that jumps near the answer in one to three reads:
+//! goal. So the ranges sit under an index that jumps near the answer in a few reads:
 //!
-//! - a node splits the addresses it covers into 2^bits buckets (65,536 at the root);
+//! - a node splits the addresses it covers into about one bucket per range (up to 2^18 at the
+//!   root);
 //! - a bucket that lies inside one range holds that range's score itself (most misses, and
 //!   hits inside wide networks, end there: one read);
-//! - a bucket over at most [`LEAF`] ranges holds the first of them: a branch-free scan of at
-//!   most [`LEAF`] starts then finds the range;
+//! - a bucket over a few ranges (`Key::LEAF`: 16 IPv4 starts, one cache line, or 8 IPv6 ones)
+//!   holds the first of them: a branch-free scan of those starts then finds the range;
 //! - a bucket over more ranges holds a child node, whose span is narrowed to the starts it
 //!   holds (so a cluster of networks deep in IPv6 space costs no empty levels).
 //!
-//! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie`, `ip_network_table`), a
-//! binary trie, an LC-trie (`iptrie`) and plain binary search over these same ranges: the only
-//! one under both the lookup (100 ns) and the memory (64 MiB) goals for 1,000,000 prefixes.
+//! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
+//! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
+//! same ranges, on 1,000,000 prefixes: the fastest to look up and the only one to build within
+//! the 64 MiB goal (the tries need 83 to 162 MiB). README, "Scores from CIDR lists", has the
+//! numbers.
 
 use std::fmt::Debug;
 
-/// Ranges a leaf bucket may hold: 16 IPv4 starts are one cache line.
-pub const LEAF: usize = 16;
-/// Buckets of the root node, as a power of two (256 KiB of slots).
-const ROOT_BITS: u32 = 16;
+// The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
+// synthetic prefixes (root 16..20 bits, children 10..16 bits, 1/4..2 buckets per range, IPv6
+// leaves of 4 or 8): this one had the fastest hits for about 25 MiB.
+
+/// Buckets of the root node, at most, as a power of two (1 MiB of slots).
+const ROOT_BITS: u32 = 18;
 /// Buckets of a child node, at most, as a power of two.
-const CHILD_BITS: u32 = 10;
+const CHILD_BITS: u32 = 14;
+/// Buckets per range in a node, as a power of two above one per four ranges (2: about one
+/// bucket per range): more buckets hold a score directly and fewer need a child node.
+const BUCKET_BITS: u32 = 2;
 
 /// A slot holding a child node's index.
 const CHILD: u32 = 1 << 31;
@@ -53,11 +61,32 @@ pub trait Key: Copy + Ord + Debug + Default {
     fn succ(self) -> Option<Self>;
     /// The last key of the network of `len` bits starting at `self`.
     fn last(self, len: u8) -> Self;
+    /// `u32` words a key takes in the index.
+    const WORDS: usize;
+    /// Ranges a leaf bucket may hold: their starts fill one or two cache lines.
+    const LEAF: usize;
+    /// The key stored at `words[..WORDS]`.
+    fn read(words: &[u32]) -> Self;
+    /// Appends the key's words.
+    fn write(self, out: &mut Vec<u32>);
 }
 
 macro_rules! key {
-    ($t:ty) => {
+    ($t:ty, $leaf:expr) => {
         impl Key for $t {
+            const WORDS: usize = std::mem::size_of::<$t>() / 4;
+            const LEAF: usize = $leaf;
+            #[inline(always)]
+            fn read(words: &[u32]) -> Self {
+                words[..Self::WORDS]
+                    .iter()
+                    .fold(0, |k, &w| k.checked_shl(32).unwrap_or(0) | <$t>::from(w))
+            }
+            fn write(self, out: &mut Vec<u32>) {
+                for i in (0..Self::WORDS).rev() {
+                    out.push((self.checked_shr(32 * i as u32).unwrap_or(0)) as u32);
+                }
+            }
             #[inline(always)]
             fn minus(self, other: Self) -> Self {
                 self - other
@@ -88,20 +117,17 @@ macro_rules! key {
     };
 }
 
-key!(u32);
-key!(u128);
+key!(u32, 16);
+key!(u128, 8);
 
-/// An index node: buckets over the keys `lo..hi`; keys below `lo` are in range `below`, keys at
-/// or above `hi` in range `above`.
-#[derive(Clone, Copy, Debug)]
-struct Node<K> {
-    lo: K,
-    hi: K,
-    shift: u32,
-    slots: u32,
-    below: u32,
-    above: u32,
-}
+/// Layout of an index node in [`Ranges::index`], in `u32` words: the node covers the keys
+/// `lo..hi` with its buckets; keys below `lo` are in range `below`, keys at or above `hi` in
+/// range `above`. Header and slots are contiguous, so a level of the index costs one memory
+/// read where it can (the header and the slot share a cache line for small nodes).
+const SHIFT: usize = 0;
+const BELOW: usize = 1;
+const ABOVE: usize = 2;
+const LO: usize = 3;
 
 /// Disjoint ranges with scores, indexed. Immutable once built.
 #[derive(Clone, Debug)]
@@ -109,8 +135,10 @@ pub struct Ranges<K> {
     /// `starts[i]..starts[i + 1]` has `scores[i]`; `starts[0]` is 0.
     starts: Vec<K>,
     scores: Vec<u8>,
-    nodes: Vec<Node<K>>,
-    slots: Vec<u32>,
+    /// The index nodes, root first (none when there is one range).
+    index: Vec<u32>,
+    /// Nodes in the index.
+    nodes: usize,
     /// Distinct networks the ranges were built from.
     networks: usize,
 }
@@ -153,8 +181,8 @@ impl<K: Key> Ranges<K> {
         let mut r = Ranges {
             starts: vec![K::default()],
             scores: vec![NONE],
-            nodes: Vec::new(),
-            slots: Vec::new(),
+            index: Vec::new(),
+            nodes: 0,
             networks: spans.len(),
         };
         // Networks holding the current position, innermost last: (last address, score).
@@ -209,33 +237,27 @@ impl<K: Key> Ranges<K> {
         if n > 1 {
             self.node(0, n - 1, ROOT_BITS);
         }
-        self.nodes.shrink_to_fit();
-        self.slots.shrink_to_fit();
+        self.index.shrink_to_fit();
     }
 
-    /// Adds the node over ranges `i..=j` (more than [`LEAF`] of them); returns its index.
+    /// Adds the node over ranges `i..=j` (more than a leaf's worth); returns its offset.
     fn node(&mut self, i: usize, j: usize, max_bits: u32) -> u32 {
         let lo = self.starts[i + 1];
         let hi = self.starts[j];
         let span = hi.minus(lo);
-        // About four ranges per bucket, within the node's limit.
         let count = (j - i + 1) as u32;
-        let bits = (count.next_power_of_two().trailing_zeros())
+        let bits = (count.next_power_of_two().trailing_zeros() + BUCKET_BITS)
             .saturating_sub(2)
             .clamp(1, max_bits);
         let shift = span.pred().width().saturating_sub(bits);
         let buckets = span.pred().bucket(shift) + 1;
-        let id = self.nodes.len() as u32;
-        let first_slot = self.slots.len();
-        self.nodes.push(Node {
-            lo,
-            hi,
-            shift,
-            slots: first_slot as u32,
-            below: i as u32,
-            above: j as u32,
-        });
-        self.slots.resize(first_slot + buckets, 0);
+        let at = self.index.len();
+        self.nodes += 1;
+        self.index.extend([shift, i as u32, j as u32]);
+        lo.write(&mut self.index);
+        hi.write(&mut self.index);
+        let first_slot = self.index.len();
+        self.index.resize(first_slot + buckets, 0);
         let step = K::from_bucket(1, shift);
         for b in 0..buckets {
             let first = lo.plus(K::from_bucket(b, shift));
@@ -244,38 +266,42 @@ impl<K: Key> Ranges<K> {
             let bj = self.range_of(last);
             let slot = if bi == bj {
                 SCORE | u32::from(self.scores[bi])
-            } else if bj - bi < LEAF {
+            } else if bj - bi < K::LEAF {
                 bi as u32
             } else {
                 CHILD | self.node(bi, bj, CHILD_BITS)
             };
-            self.slots[first_slot + b] = slot;
+            self.index[first_slot + b] = slot;
         }
-        id
+        at as u32
     }
 
     /// The score of the range holding `key` ([`NONE`]: no network).
     #[inline]
     pub fn lookup(&self, key: K) -> u8 {
-        let Some(mut node) = self.nodes.first() else {
+        if self.index.is_empty() {
             return self.scores[0];
-        };
+        }
+        let mut at = 0;
         loop {
-            let range = if key < node.lo {
-                node.below
-            } else if key >= node.hi {
-                node.above
+            let node = &self.index[at..];
+            let lo = K::read(&node[LO..]);
+            let range = if key < lo {
+                node[BELOW]
+            } else if key >= K::read(&node[LO + K::WORDS..]) {
+                node[ABOVE]
             } else {
-                let slot = self.slots[node.slots as usize + key.minus(node.lo).bucket(node.shift)];
+                let b = key.minus(lo).bucket(node[SHIFT]);
+                let slot = node[LO + 2 * K::WORDS + b];
                 if slot & CHILD != 0 {
-                    node = &self.nodes[(slot & !CHILD) as usize];
+                    at = (slot & !CHILD) as usize;
                     continue;
                 }
                 if slot & SCORE != 0 {
                     return slot as u8;
                 }
                 let first = slot as usize;
-                let end = (first + LEAF).min(self.starts.len());
+                let end = (first + K::LEAF).min(self.starts.len());
                 // Branch-free: the starts are sorted, so counting those at or below `key`
                 // finds the range.
                 let after = self.starts[first + 1..end]
@@ -288,11 +314,6 @@ impl<K: Key> Ranges<K> {
         }
     }
 
-    /// Distinct networks the ranges were built from.
-    pub fn networks(&self) -> usize {
-        self.networks
-    }
-
     /// Ranges (including those with no score).
     pub fn len(&self) -> usize {
         self.starts.len()
@@ -302,32 +323,34 @@ impl<K: Key> Ranges<K> {
     pub fn mem_size(&self) -> usize {
         self.starts.capacity() * std::mem::size_of::<K>()
             + self.scores.capacity()
-            + self.nodes.capacity() * std::mem::size_of::<Node<K>>()
-            + self.slots.capacity() * 4
+            + self.index.capacity() * 4
     }
 
     /// Nodes in the index, and the deepest chain of them (for the benchmark's report).
     pub fn shape(&self) -> (usize, usize) {
-        fn depth<K>(r: &Ranges<K>, node: usize) -> usize {
-            let n = &r.nodes[node];
-            let slots = &r.slots[n.slots as usize..];
-            let next = r
-                .nodes
-                .get(node + 1)
-                .map_or(r.slots.len(), |m| m.slots as usize);
-            1 + slots[..next - n.slots as usize]
+        fn depth<K: Key>(r: &Ranges<K>, at: usize) -> usize {
+            let node = &r.index[at..];
+            let span = K::read(&node[LO + K::WORDS..]).minus(K::read(&node[LO..]));
+            let buckets = span.pred().bucket(node[SHIFT]) + 1;
+            let slots = &node[LO + 2 * K::WORDS..][..buckets];
+            1 + slots
                 .iter()
                 .filter(|&&s| s & CHILD != 0)
                 .map(|&s| depth(r, (s & !CHILD) as usize))
                 .max()
                 .unwrap_or(0)
         }
-        let deepest = if self.nodes.is_empty() {
+        let deepest = if self.index.is_empty() {
             0
         } else {
             depth(self, 0)
         };
-        (self.nodes.len(), deepest)
+        (self.nodes, deepest)
+    }
+
+    /// Distinct networks the ranges were built from.
+    pub fn networks(&self) -> usize {
+        self.networks
     }
 }
 
