@@ -13,6 +13,10 @@
 //! 3. Snapshot per NOTIFY (criterion): what the handler pays to use the latest table: the
 //!    generation check it does (one atomic load), against `arc-swap`'s `load` and a mutex.
 //!
+//! Before criterion's runs, the same lookups run in eleven interleaved rounds, every structure
+//! in turn, and their medians are printed: on a shared machine they compare the structures
+//! under the same background load, which runs one after another do not.
+//!
 //! Candidates: `prefix-trie` 0.10 (tree bitmap; what the agent uses), `ip_network_table` 0.2
 //! (tree bitmap, `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), and a
 //! sorted-ranges baseline written here (disjoint ranges, binary search).
@@ -407,6 +411,47 @@ fn build_row<C: Candidate>(entries: &[Entry], reference: &Table, q: &Queries) ->
     c
 }
 
+/// Nanoseconds per lookup over all of `addrs` (four passes).
+fn pass<C: Candidate>(table: &C, addrs: &[IpAddr]) -> f64 {
+    let started = Instant::now();
+    let mut found = 0u64;
+    for _ in 0..4 {
+        for &a in addrs {
+            found += u64::from(table.lookup(black_box(a)).is_some());
+        }
+    }
+    black_box(found);
+    started.elapsed().as_nanos() as f64 / (4 * addrs.len()) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// What one read that misses the caches costs on this machine: a random pointer chase through
+/// an array the size of the agent's table (each read depends on the previous one).
+fn memory_latency(bytes: usize) -> f64 {
+    let n = bytes / 8;
+    let mut rng = oorandom::Rand64::new(99);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.rand_range(0..(i as u64 + 1)) as usize);
+    }
+    let mut next = vec![0usize; n];
+    for i in 0..n {
+        next[order[i]] = order[(i + 1) % n];
+    }
+    let steps = 1_000_000;
+    let started = Instant::now();
+    let mut at = 0;
+    for _ in 0..steps {
+        at = next[at];
+    }
+    black_box(at);
+    started.elapsed().as_nanos() as f64 / steps as f64
+}
+
 fn lookups<C: Candidate>(c: &mut Criterion, table: &C, q: &Queries, by_family: bool) {
     let mut group = c.benchmark_group(format!("lookup/{}", C::NAME));
     group.throughput(Throughput::Elements(1));
@@ -426,49 +471,35 @@ fn lookups<C: Candidate>(c: &mut Criterion, table: &C, q: &Queries, by_family: b
     group.finish();
 }
 
-/// Per NOTIFY, how the handler gets the table to use: the generation check it does, against
-/// the alternatives, each followed by the same lookup.
-fn snapshots(c: &mut Criterion, table: Table, q: &Queries) {
+/// Per NOTIFY, what the handler pays to get the table to use: the generation check it does,
+/// against the alternatives. Each then reads one field of the table (in cache), so that the
+/// numbers are the snapshot's cost, not a lookup's memory reads.
+fn snapshots(c: &mut Criterion, table: Table) {
     let table = Arc::new(table);
-    let mut group = c.benchmark_group("snapshot+lookup");
+    let mut group = c.benchmark_group("snapshot per NOTIFY");
     group.throughput(Throughput::Elements(1));
     group.bench_function("own Arc, no check", |b| {
         let mine = Arc::clone(&table);
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) & (QUERIES - 1);
-            mine.lookup(black_box(q.hits[i]))
-        })
+        b.iter(|| black_box(&mine).len())
     });
     group.bench_function("generation check (the agent)", |b| {
         let generation = AtomicU64::new(1);
         let mut mine = (1u64, Arc::clone(&table));
-        let mut i = 0;
         b.iter(|| {
-            i = (i + 1) & (QUERIES - 1);
-            let now = generation.load(Ordering::Acquire);
+            let now = black_box(&generation).load(Ordering::Acquire);
             if now != mine.0 {
                 mine = (now, Arc::clone(&table));
             }
-            mine.1.lookup(black_box(q.hits[i]))
+            mine.1.len()
         })
     });
     group.bench_function("arc-swap load", |b| {
         let swap = arc_swap::ArcSwap::new(Arc::clone(&table));
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) & (QUERIES - 1);
-            swap.load().lookup(black_box(q.hits[i]))
-        })
+        b.iter(|| black_box(&swap).load().len())
     });
     group.bench_function("mutex + Arc clone", |b| {
         let slot = Mutex::new(Arc::clone(&table));
-        let mut i = 0;
-        b.iter(|| {
-            i = (i + 1) & (QUERIES - 1);
-            let t = Arc::clone(&slot.lock().expect("not poisoned"));
-            t.lookup(black_box(q.hits[i]))
-        })
+        b.iter(|| Arc::clone(&black_box(&slot).lock().expect("not poisoned")).len())
     });
     group.finish();
 }
@@ -529,6 +560,47 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(entries);
 
+    // The same lookups, every structure in turn, eleven rounds: the medians compare them under
+    // the same background load (criterion's runs below come one structure after another).
+    let rounds = 11;
+    let mut times: Vec<[Vec<f64>; 2]> = (0..6).map(|_| [Vec::new(), Vec::new()]).collect();
+    for _ in 0..rounds {
+        for (set, addrs) in [&q.hits, &q.misses].into_iter().enumerate() {
+            times[0][set].push(pass(&agent, addrs));
+            times[1][set].push(pass(&trie10, addrs));
+            times[2][set].push(pass(&network_table, addrs));
+            times[3][set].push(pass(&trie09, addrs));
+            times[4][set].push(pass(&lctrie, addrs));
+            times[5][set].push(pass(&ranges, addrs));
+        }
+    }
+    println!("Lookups, ns each, median of {rounds} interleaved rounds of 4 x 64Ki addresses:\n");
+    println!("| structure | hit | miss |");
+    println!("|---|---:|---:|");
+    let names = [
+        <Table as Candidate>::NAME,
+        TreeBitmap::NAME,
+        NetworkTable::NAME,
+        BinaryTrie::NAME,
+        LcTrie::NAME,
+        SortedRanges::NAME,
+    ];
+    for (name, [hit, miss]) in names.iter().zip(times) {
+        println!("| {name} | {:.0} | {:.0} |", median(hit), median(miss));
+    }
+    let (v4, v6) = (
+        median((0..rounds).map(|_| pass(&agent, &q.hits_v4)).collect()),
+        median((0..rounds).map(|_| pass(&agent, &q.hits_v6)).collect()),
+    );
+    println!("| the agent, IPv4 hits only | {v4:.0} | |");
+    println!("| the agent, IPv6 hits only | {v6:.0} | |");
+    let table_size = agent.mem_size();
+    println!(
+        "\nOne read missing the caches here (random pointer chase through {} MiB): {:.0} ns\n",
+        mib(table_size),
+        memory_latency(table_size)
+    );
+
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
@@ -540,6 +612,6 @@ fn main() {
     lookups(&mut c, &lctrie, &q, false);
     lookups(&mut c, &ranges, &q, false);
     drop((trie10, network_table, trie09, lctrie, ranges));
-    snapshots(&mut c, agent, &q);
+    snapshots(&mut c, agent);
     c.final_summary();
 }

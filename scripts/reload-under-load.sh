@@ -7,7 +7,8 @@
 # hits both alike; the agent runs on CPU 1 with one worker, the load generator on CPU 0.
 #
 # Usage: scripts/reload-under-load.sh [ROUNDS] [ENTRIES]     (defaults: 3, 1000000)
-# Output: one line per run, then the median per runtime and mode; logs in target/reload-under-load/.
+# Output: one line per run, the median per runtime and mode, and the p99 ratio (with reloads /
+# without) of each round, whose two runs were back to back; logs in target/reload-under-load/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -102,4 +103,21 @@ for rt in $runtimes; do
             { gsub(/,/, "", $4); n++; rate[n] = $4; p50[n] = $5; p99[n] = $6; p999[n] = $7; err += $9; rel = rel " " $10; if ($6 + 0 > worst + 0) worst = $6; if ($11 != "-") { ms += $11; msn++ } }
             END { printf "| %s | %s | %d | %d | %s | %s | %s | %s | %d |%s | %s |\n", rt, mode, n, med(rate, n), med(p50, n), med(p99, n), worst, med(p999, n), err, rel, (msn ? sprintf("%.0f", ms / msn) : "–") }'
     done
+done
+
+# Each round ran both modes back to back: their p99 ratio is the least noisy comparison.
+echo
+echo "| runtime | p99 with reloads / without, per round | median |"
+echo "|---|---|---:|"
+for rt in $runtimes; do
+    awk -v rt="$rt" '
+        $1 == rt && $2 == "noreload" { base[$3] = $6 }
+        $1 == rt && $2 == "reload" { with[$3] = $6 }
+        END {
+            n = 0
+            for (r in base) if (r in with && base[r] > 0) { n++; ratio[n] = with[r] / base[r] }
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (ratio[j] < ratio[i]) { t = ratio[i]; ratio[i] = ratio[j]; ratio[j] = t }
+            list = ""; for (i = 1; i <= n; i++) list = list sprintf("%s%.2f", (i > 1 ? ", " : ""), ratio[i])
+            printf "| %s | %s | %.2f |\n", rt, list, (n ? ratio[int((n + 1) / 2)] : 0)
+        }' "$out/runs.txt"
 done
