@@ -107,7 +107,7 @@ done
 
 # Each round ran both modes back to back: their p99 ratio is the least noisy comparison.
 echo
-echo "| runtime | p99 with reloads / without, per round | median |"
+echo "| runtime | p99 with reloads / without, each round (sorted) | median |"
 echo "|---|---|---:|"
 for rt in $runtimes; do
     awk -v rt="$rt" '

@@ -36,6 +36,9 @@ const CHILD_BITS: u32 = 14;
 /// bucket per range): more buckets hold a score directly and fewer need a child node.
 const BUCKET_BITS: u32 = 2;
 
+/// The largest `Key::LEAF`.
+const MAX_LEAF: usize = 16;
+
 /// A slot holding a child node's index.
 const CHILD: u32 = 1 << 31;
 /// A slot holding a score directly (the bucket lies inside one range).
@@ -302,13 +305,17 @@ impl<K: Key> Ranges<K> {
                 }
                 let first = slot as usize;
                 let end = (first + K::LEAF).min(self.starts.len());
+                // The leaf's scores are copied before the scan: their read does not wait for
+                // the starts' (two memory reads at once, not one after the other).
+                let mut scores = [NONE; MAX_LEAF];
+                scores[..end - first].copy_from_slice(&self.scores[first..end]);
                 // Branch-free: the starts are sorted, so counting those at or below `key`
                 // finds the range.
                 let after = self.starts[first + 1..end]
                     .iter()
                     .filter(|&&s| s <= key)
                     .count();
-                (first + after) as u32
+                return scores[after];
             };
             return self.scores[range as usize];
         }
