@@ -21,7 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::scores::{LoadError, Table};
 
@@ -402,15 +402,12 @@ fn reload_loop(scores: &Scores, mut triggers: Triggers) {
 }
 
 fn reload(scores: &Scores, why: &str) {
-    let started = Instant::now();
     match scores.reload() {
         Ok(table) => {
             let Lookups { lookups, hits } = scores.lookups();
             log::info!(
-                "scores reloaded ({why}): {}; swapped in {} ms; lookups so far: {lookups}, {hits} \
-                 found in a list",
-                describe(&table),
-                started.elapsed().as_millis()
+                "scores reloaded ({why}): {}; lookups so far: {lookups}, {hits} found in a list",
+                describe(&table)
             );
         }
         Err(e) => {
