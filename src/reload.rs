@@ -1,6 +1,7 @@
 //! The loaded score table, shared by every handler, and its live reload.
 //!
-//! A reload builds the new [`Table`] on the reload thread, off the hot path, then publishes it:
+//! A reload builds the new [`Table`] on a thread of its own at idle priority, off the hot path
+//! (`build_at_low_priority`), then publishes it:
 //! the slot holding the current table is swapped under a mutex and a generation counter is
 //! bumped. Each handler keeps its own `Arc` of a table and, at the start of every NOTIFY, does
 //! one atomic load of the generation: equal (every NOTIFY but the first after a reload), it goes
@@ -336,7 +337,7 @@ impl Triggers {
 const FREE_EVERY: Duration = Duration::from_millis(200);
 
 /// Starts the reload thread: on SIGHUP (or, with `watch`, when a file changed and then stayed
-/// the same for one period) it rebuilds the table, at idle priority, and swaps it in, logging
+/// the same for one period) it has the table rebuilt at idle priority, swaps it in, and logs
 /// what it loaded or why it kept the old one.
 pub fn spawn(scores: Arc<Scores>, triggers: Triggers) -> Result<(), String> {
     std::thread::Builder::new()
@@ -347,7 +348,6 @@ pub fn spawn(scores: Arc<Scores>, triggers: Triggers) -> Result<(), String> {
 }
 
 fn reload_loop(scores: &Scores, mut triggers: Triggers) {
-    lower_priority();
     let mut stamps = Stamps::read(scores.paths());
     let mut pending: Option<Stamps> = None;
     let mut buf = [0u8; 64];
@@ -402,8 +402,10 @@ fn reload_loop(scores: &Scores, mut triggers: Triggers) {
 }
 
 fn reload(scores: &Scores, why: &str) {
-    match scores.reload() {
+    match build_at_low_priority(scores.paths()) {
         Ok(table) => {
+            let table = Arc::new(table);
+            scores.publish(Arc::clone(&table));
             let Lookups { lookups, hits } = scores.lookups();
             log::info!(
                 "scores reloaded ({why}): {}; lookups so far: {lookups}, {hits} found in a list",
@@ -419,6 +421,60 @@ fn reload(scores: &Scores, why: &str) {
             );
         }
     }
+}
+
+/// How long a build may wait for idle CPU time before it takes some from the workers.
+const IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Builds the table on a thread of its own that runs only on CPU time the workers leave idle
+/// ([`Priority::Idle`]): a reload then costs the workers' latency next to nothing. On a CPU the
+/// workers keep busy, such a thread would hardly ever run, so after [`IDLE_FOR`] the build goes
+/// on at the lowest normal priority ([`Priority::Low`]) and finishes.
+fn build_at_low_priority(paths: &[PathBuf]) -> Result<Table, LoadError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = paths.to_vec();
+    let builder = std::thread::Builder::new()
+        .name("scores-build".into())
+        .spawn(move || {
+            let tid = set_priority(None, Priority::Idle);
+            let _ = tx.send(Err(tid));
+            let _ = tx.send(Ok(Table::load(&owned)));
+        });
+    let Ok(builder) = builder else {
+        // No thread to spare: build here.
+        return Table::load(paths);
+    };
+    let deadline = std::time::Instant::now() + IDLE_FOR;
+    let (mut tid, mut late, mut raised) = (None, false, false);
+    let result = loop {
+        let wait = if late {
+            Duration::MAX
+        } else {
+            deadline.saturating_duration_since(std::time::Instant::now())
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Err(id)) => tid = id,
+            Ok(Ok(result)) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => late = true,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(LoadError {
+                    path: paths.first().cloned().unwrap_or_default(),
+                    line: None,
+                    reason: "the build thread died".into(),
+                })
+            }
+        }
+        if let (true, false, Some(id)) = (late, raised, tid) {
+            raised = true;
+            log::info!(
+                "scores: the workers left no idle CPU for {} s: the build goes on at nice 19",
+                IDLE_FOR.as_secs()
+            );
+            set_priority(Some(id), Priority::Low);
+        }
+    };
+    let _ = builder.join();
+    result
 }
 
 /// The files' metadata, to notice a change without reading them.
@@ -440,31 +496,47 @@ impl Stamps {
     }
 }
 
-/// Builds run only on CPU time the workers leave idle: the thread takes Linux's SCHED_IDLE
-/// policy, whose threads any normal thread preempts at once on waking (a nice value of 19 only
-/// shrinks the thread's share, and a waking worker could still wait for its time slice: p99
-/// went from 0.2 ms to 0.5..1.2 ms during ten reloads of a 1M-prefix table that way). A build on
-/// a saturated CPU then takes longer; the old table serves meanwhile.
-fn lower_priority() {
+/// A build thread's scheduling.
+#[derive(Clone, Copy, Debug)]
+enum Priority {
+    /// Linux's SCHED_IDLE: any normal thread preempts it at once on waking. A nice value of 19
+    /// only shrinks a thread's share, and a waking worker can still wait for its time slice:
+    /// p99 went from 0.2 ms to 0.5..1.2 ms during ten reloads of a 1M-prefix table that way.
+    Idle,
+    /// SCHED_OTHER at nice 19.
+    Low,
+}
+
+/// Sets the scheduling of thread `tid` (`None`: the calling thread); returns the thread id.
+/// Lowering a thread's priority is always allowed; where it fails (or off Linux) the thread
+/// keeps its priority, which only costs latency during reloads.
+fn set_priority(tid: Option<i32>, priority: Priority) -> Option<i32> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls; the parameter struct lives across the call. Moving one's
-        // own thread to SCHED_IDLE (or a higher nice value) is always allowed.
-        let result = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        // SAFETY: plain system calls; the parameter struct lives across the call.
+        unsafe {
+            let tid = tid.unwrap_or_else(|| libc::syscall(libc::SYS_gettid) as libc::pid_t);
             let param = libc::sched_param { sched_priority: 0 };
-            if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) == 0 {
-                0
-            } else {
-                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+            let done = match priority {
+                Priority::Idle => libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) == 0,
+                Priority::Low => {
+                    libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) == 0
+                        && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) == 0
+                }
+            };
+            if !done {
+                log::debug!(
+                    "scores: build thread not set to {priority:?}: {}",
+                    std::io::Error::last_os_error()
+                );
             }
-        };
-        if result != 0 {
-            log::debug!(
-                "scores: reload thread keeps its priority: {}",
-                std::io::Error::last_os_error()
-            );
+            Some(tid)
         }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (tid, priority);
+        None
     }
 }
 

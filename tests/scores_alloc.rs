@@ -13,9 +13,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use runtime_std::HandlerFactory;
 use spoa::reload::Scores;
-use spoa::reputation::Factory;
+use spoa::reputation::IpReputation;
 use spoa::scores::{synthetic, Entry, Prefix, Table};
 use spop_core::{Ack, Action, Config, Engine, Flow, Frame, Scope, TypedData};
 
@@ -111,8 +110,8 @@ fn the_handler_with_a_table_allocates_nothing_per_notify_even_after_a_reload() {
         "the counter sees this thread's allocations"
     );
     let scores = Scores::new(Vec::new(), table(1, 11));
-    let factory = Factory::new(7, None).with_scores(Some(Arc::clone(&scores)));
-    let mut handler = factory.handler(0);
+    // What the factory makes for a worker (built directly: no runtime is involved here).
+    let mut handler = IpReputation::new(7, 0, None).with_scores(scores.reader());
     let mut engine: Engine = Engine::new(Config::default()).unwrap();
     let mut out = vec![0u8; 1 << 20];
     let hello = support::hello(16380);
