@@ -2,6 +2,7 @@
 //! of the C agent expect.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -49,6 +50,22 @@ RUNTIMES (--runtime):
   shell: ulimit -l unlimited). --runtime uring exits with the reason when one is missing;
   --runtime auto logs it and runs std.
 
+SCORES FROM CIDR LISTS (--scores FILE, repeatable):
+  Each line is a network (CIDR, or a plain address: a /32 or /128) and a score 0..=100:
+      # abusive networks
+      192.0.2.0/24      5
+      198.51.100.7      0      # a comment
+      2001:db8::/32     10
+  The longest network holding the client's address gives ip_score; an address in no list
+  gets --default-score N, or a random score without it (the seed agent's behaviour). The same
+  network in several files: the later file wins (give allow lists after block lists). A
+  malformed line stops the startup with file:line and the reason.
+  Reload without restarting or dropping a connection:  kill -HUP <spoa pid>
+  (or --scores-watch SECS). The new table is built aside and swapped in; a reload that meets a
+  malformed line keeps the table in use and logs file:line and why. Every load logs the
+  networks per file, the total and the time taken; a reload also logs the lookups so far and
+  how many found the address in a list.
+
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
@@ -61,11 +78,12 @@ ENVIRONMENT:
   The command line wins over the environment. Repeatable flags take a comma-separated list
   (SPOA_ADDRESS=0.0.0.0,::  SPOA_ALLOW_FROM=10.0.0.0/8,192.0.2.1); SPOA_DEBUG=true or false.";
 
-/// A Stream Processing Offload Agent for HAProxy: random IP reputation.
+/// A Stream Processing Offload Agent for HAProxy: IP reputation.
 ///
-/// Answers the SPOE message `check-client-ip` (the client's address) with `ip_score`, a random
-/// integer from 0 to 100 that HAProxy stores as `sess.<var-prefix>.ip_score`. A drop-in
-/// replacement for HAProxy's C `spoa-example`: same flags, same defaults, same variable.
+/// Answers the SPOE message `check-client-ip` (the client's address) with `ip_score`, an
+/// integer from 0 to 100 that HAProxy stores as `sess.<var-prefix>.ip_score`: from CIDR lists
+/// with --scores, random otherwise. A drop-in replacement for HAProxy's C `spoa-example`: same
+/// flags, same defaults, same variable.
 #[derive(Debug, Parser)]
 #[command(name = "spoa", version, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -160,6 +178,32 @@ pub struct Cli {
     /// generated from these flags, and exit: `spoa --generate man > spoa.1`.
     #[arg(long = "generate", hide = true, value_enum, value_name = "WHAT")]
     pub generate: Option<Generate>,
+    /// Score file: lines of `CIDR SCORE` (IPv4 or IPv6, score 0..=100, # comments); repeatable,
+    /// a later file overriding an earlier one for the same network. The longest network holding
+    /// the client's address gives ip_score. Reloaded on SIGHUP (see SCORES FROM CIDR LISTS).
+    #[arg(
+        long = "scores",
+        env = "SPOA_SCORES",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub scores: Vec<PathBuf>,
+
+    /// Score of an address in no --scores list (or of every address, without lists) [default: a
+    /// random score 0..=100, the seed agent's behaviour].
+    #[arg(long = "default-score", env = "SPOA_DEFAULT_SCORE", value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub default_score: Option<u8>,
+
+    /// Also reload the --scores files when one changes: checked every SECS seconds, reloaded
+    /// once the change has held for one check (0: on SIGHUP only). Replace files by renaming.
+    #[arg(
+        long = "scores-watch",
+        env = "SPOA_SCORES_WATCH",
+        value_name = "SECS",
+        default_value_t = 0.0,
+        requires = "scores"
+    )]
+    pub scores_watch: f64,
 
     /// Seed for the score generators, for reproducible scores (default: random at each start).
     #[arg(long = "seed", env = "SPOA_SEED")]
@@ -380,6 +424,11 @@ impl Cli {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub fn spin(&self) -> Option<Duration> {
         (self.spin_us > 0).then(|| Duration::from_micros(self.spin_us))
+    }
+
+    /// How often to look for changed --scores files, if at all.
+    pub fn scores_watch(&self) -> Option<Duration> {
+        limit(self.scores_watch)
     }
 
     /// The processing delay, if any.

@@ -1,9 +1,8 @@
-//! `spoa`: HAProxy's random IP-reputation agent, in Rust.
+//! `spoa`: HAProxy's IP-reputation agent, in Rust.
 
 mod cli;
 mod logging;
 mod metrics;
-mod reputation;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -16,7 +15,7 @@ use runtime_core::ServerConfig;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{limit, Cli, Generate, RuntimeChoice, DEFAULT_WORKERS};
-use crate::reputation::Factory;
+use spoa::reputation::Factory;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -245,7 +244,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     raise_open_files_limit(config.max_connections);
     let seed = cli.seed.unwrap_or_else(random_seed);
-    let factory = Factory::new(seed, cli.delay());
+    let scores = spoa::reload::start(&cli.scores, cli.scores_watch(), cli.default_score)?;
+    let factory = Factory::new(seed, cli.delay())
+        .with_default_score(cli.default_score)
+        .with_scores(scores.clone());
 
     // The same three steps on either runtime: bind, log the startup line, serve until a signal.
     let (addresses, details, stop, serve): (Vec<SocketAddr>, String, StopFn, ServeFn) = match choice
@@ -308,6 +310,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         log::info!("stopped: all connections drained");
     } else {
         log::info!("stopped: {left} connections cut at the shutdown timeout");
+    }
+    if let Some(scores) = scores {
+        let spoa::reload::Lookups { lookups, hits } = scores.lookups();
+        log::info!("scores: {lookups} lookups, {hits} found in a list");
     }
     Ok(())
 }

@@ -362,7 +362,14 @@ fn metrics_count_exactly_what_was_sent_on_each_runtime() {
         let (h, p) = read_frame(&mut c).expect("AGENT-DISCONNECT");
         assert_eq!(disconnect_status(&h, &p), 4);
         assert!(closed_within(&mut c, Duration::from_secs(5)));
-        // D and E fill --max-connections 2; F is refused.
+        // D and E fill --max-connections 2; F is refused. The agent counts a connection closed
+        // a moment after the peer sees it closed: wait until A to C are gone.
+        let open = l("spoa_connections_open", "worker=\"0\"");
+        let end = Instant::now() + Duration::from_secs(5);
+        while scrape(metrics)[&open] != 0.0 {
+            assert!(Instant::now() < end, "connections A to C still counted");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let (d, e) = (agent.session(), agent.session());
         let during = scrape(metrics);
         assert_eq!(during[&l("spoa_connections_open", "worker=\"0\"")], 2.0);

@@ -303,7 +303,11 @@ impl<H: Handler> Serve for Connection<'_, H> {
                 Next::Close(end) => break end,
             }
         };
+        // Uncounted before the peer sees the close: a peer that reconnects at once is not
+        // refused at max-connections by its own old connection.
+        let id = self.live.id();
+        drop(self.live);
         let _ = self.stream.shutdown(Shutdown::Both);
-        report(self.peer, self.live.id(), &session, end);
+        report(self.peer, id, &session, end);
     }
 }
