@@ -84,6 +84,11 @@ pub struct LoadConfig {
     pub threads: usize,
     /// A process whose CPU time is read over the window (the agent).
     pub agent_pid: Option<u32>,
+    /// Send exactly this many NOTIFYs in all (spread over the threads by their connections),
+    /// then wait for their ACKs and stop, instead of loading until the window ends: for counts
+    /// per ACK (syscalls, allocations) that must not depend on timing. The window is then cut
+    /// short when the last ACK arrives.
+    pub notifies: Option<u64>,
 }
 
 impl LoadConfig {
@@ -97,6 +102,7 @@ impl LoadConfig {
             drain: Duration::from_secs(2),
             threads: 1,
             agent_pid: None,
+            notifies: None,
         }
     }
 }
@@ -122,6 +128,9 @@ pub struct LoadResult {
     pub agent_cpu: Option<Duration>,
     /// This process's CPU time over the window (all its threads).
     pub loadgen_cpu: Option<Duration>,
+    /// The agent's context switches over the window (its live threads: with a NOTIFY budget
+    /// the connections stay open until this is read, so a thread per connection counts too).
+    pub agent_switches: Option<u64>,
 }
 
 impl LoadResult {
@@ -229,12 +238,21 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         drain_until: start + config.warmup + config.duration + config.drain,
     };
     let mut handles = Vec::with_capacity(threads);
+    let mut budget_left = config.notifies;
+    let mut conns_left = shape.connections as u64;
     for (t, group) in groups.into_iter().enumerate() {
         let depth = shape.depth;
+        // This thread's share of --notifies, by its connections.
+        let budget = budget_left.map(|left| {
+            let share = left * group.len() as u64 / conns_left.max(1);
+            conns_left -= group.len() as u64;
+            budget_left = Some(left - share);
+            share
+        });
         let h = std::thread::Builder::new()
             .name(format!("loadgen-{t}"))
             .spawn(move || {
-                let worker = Worker::new(group, depth, plan)?;
+                let worker = Worker::new(group, depth, plan, budget)?;
                 sleep_until(plan.start);
                 worker.run()
             })
@@ -244,10 +262,23 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
 
     sleep_until(plan.measure_from);
     let agent_before = config.agent_pid.and_then(cpu::process_cpu);
+    let switches_before = config.agent_pid.and_then(cpu::process_switches);
     let self_before = cpu::self_cpu();
     let window_start = Instant::now();
-    sleep_until(plan.measure_to);
+    // With a NOTIFY budget the threads end when their last ACK is in: join them first.
+    let mut parts = Vec::with_capacity(handles.len());
+    if config.notifies.is_some() {
+        for h in handles.drain(..) {
+            parts.push(
+                h.join()
+                    .map_err(|_| "a load thread panicked".to_string())??,
+            );
+        }
+    } else {
+        sleep_until(plan.measure_to);
+    }
     let agent_after = config.agent_pid.and_then(cpu::process_cpu);
+    let switches_after = config.agent_pid.and_then(cpu::process_switches);
     let self_after = cpu::self_cpu();
     let window = window_start.elapsed();
 
@@ -265,11 +296,18 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         loadgen_cpu: self_before
             .zip(self_after)
             .map(|(a, b)| b.saturating_sub(a)),
+        agent_switches: switches_before
+            .zip(switches_after)
+            .map(|(a, b)| b.saturating_sub(a)),
     };
     for h in handles {
-        let part = h
-            .join()
-            .map_err(|_| "a load thread panicked".to_string())??;
+        parts.push(
+            h.join()
+                .map_err(|_| "a load thread panicked".to_string())??,
+        );
+    }
+    // (With a budget, each part's connections close here, after the agent's counts were read.)
+    for part in parts {
         result.acks += part.acks;
         result.total_acks += part.total_acks;
         result.errors += part.errors;
@@ -342,6 +380,8 @@ struct Part {
     errors: u64,
     first_errors: Vec<String>,
     latency_ns: Histogram<u64>,
+    /// With a NOTIFY budget: the connections, closed only once the agent's counts are read.
+    conns: Vec<Conn>,
 }
 
 struct Worker {
@@ -350,10 +390,17 @@ struct Worker {
     depth: usize,
     plan: Plan,
     part: Part,
+    /// NOTIFYs this thread may still send (`None`: no limit).
+    budget: Option<u64>,
 }
 
 impl Worker {
-    fn new(mut conns: Vec<Conn>, depth: usize, plan: Plan) -> Result<Self, String> {
+    fn new(
+        mut conns: Vec<Conn>,
+        depth: usize,
+        plan: Plan,
+        budget: Option<u64>,
+    ) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
         for (i, c) in conns.iter_mut().enumerate() {
             poll.registry()
@@ -375,7 +422,9 @@ impl Worker {
                 errors: 0,
                 first_errors: Vec::new(),
                 latency_ns: new_histogram(),
+                conns: Vec::new(),
             },
+            budget,
         })
     }
 
@@ -401,7 +450,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let sending = now < self.plan.measure_to;
+            let sending = now < self.plan.measure_to && self.budget != Some(0);
             if !sending {
                 let idle = self
                     .conns
@@ -458,6 +507,9 @@ impl Worker {
                     self.flush(i);
                 }
             }
+        }
+        if self.budget.is_some() {
+            self.part.conns = std::mem::take(&mut self.conns);
         }
         Ok(self.part)
     }
@@ -569,6 +621,11 @@ impl Worker {
     /// Encodes the NOTIFYs owed and writes what the socket takes.
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
+        if let Some(budget) = &mut self.budget {
+            let owed = c.owed.min(usize::try_from(*budget).unwrap_or(usize::MAX));
+            *budget -= owed as u64;
+            c.owed = owed;
+        }
         if c.owed > 0 {
             if c.written == c.wbuf.len() {
                 c.wbuf.clear();

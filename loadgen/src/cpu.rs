@@ -34,6 +34,27 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
     cpu_of(&format!("/proc/{pid}/stat"))
 }
 
+/// Voluntary plus involuntary context switches of process `pid` so far, summed over its live
+/// threads (`/proc/<pid>/task/*/status`; a thread's count goes when it exits).
+pub fn process_switches(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                matches!(k, "voluntary_ctxt_switches" | "nonvoluntary_ctxt_switches")
+                    .then(|| v.trim().parse::<u64>().ok())?
+            })
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
 /// The same for this process.
 pub fn self_cpu() -> Option<Duration> {
     cpu_of("/proc/self/stat")
