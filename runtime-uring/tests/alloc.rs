@@ -1,9 +1,12 @@
-//! No allocation per frame in this crate's per-connection code: a counting global allocator
-//! counts, on the executor thread and only while 10,000 NOTIFYs are answered after a warm-up,
-//! (a) allocations made while this crate's code runs (`alloc_probe::in_our_code`: the whole
-//! connection task — read bookkeeping, `commit_read`, the `process` loop, the engine and the
-//! handler — except the polls of glommio's read and write futures), which must be 0, and (b) all
-//! allocations on that thread, glommio's included, reported per NOTIFY.
+//! No allocation per frame on the executor thread: a counting global allocator counts, on that
+//! thread and only while 10,000 NOTIFYs are answered after a warm-up, (a) allocations made while
+//! this crate's code runs (`alloc_probe::in_our_code`: the whole connection task — read
+//! bookkeeping, `commit_read`, the `process` loop, the engine and the handler — except the polls
+//! of glommio's read and write futures), which must be 0, and (b) all allocations on that
+//! thread, glommio's reactor and executor included, which must stay below one per 100 NOTIFYs:
+//! with the patched glommio (third-party/glommio/PATCHES.md) the only ones left are the
+//! reactor's preemption timer, re-armed with a new source now and then (a few per second, 5 in
+//! 10,000 NOTIFYs when measured; stock glommio 0.9.0 made 4.3 per NOTIFY).
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,6 +77,8 @@ const MEASURED: u64 = 10_000;
 const GAP: u64 = 100;
 const PIPELINED: u64 = 10_000;
 const BATCH: u64 = 50;
+/// All allocations on the executor thread allowed per measured phase of 10,000 NOTIFYs.
+const ALL_AT_MOST: usize = 100;
 /// The handler allocates once, on purpose, at this NOTIFY: proof that the test sees
 /// allocations made in our code.
 const CANARY: u64 = WARM_UP + 5;
@@ -135,13 +140,18 @@ fn answering_notifies_allocates_nothing_in_our_code() {
     );
     eprintln!(
         "uring, {MEASURED} NOTIFYs one at a time: {} allocations in runtime-uring's connection \
-         code (+1 canary), {all} on the executor thread in all: {:.2} per NOTIFY, glommio's",
+         code (+1 canary), {} on the executor thread in all: {:.4} per NOTIFY",
         ours.saturating_sub(1),
-        all as f64 / MEASURED as f64
+        all.saturating_sub(1),
+        all.saturating_sub(1) as f64 / MEASURED as f64
     );
     assert_eq!(
         ours, 1,
         "allocations in our per-connection code: the canary only"
+    );
+    assert!(
+        all.saturating_sub(1) <= ALL_AT_MOST,
+        "allocations on the executor thread (reactor included), one at a time: {all}"
     );
 
     // Pipelined: BATCH NOTIFYs per write; reads hold several frames and partial ones.
@@ -155,10 +165,14 @@ fn answering_notifies_allocates_nothing_in_our_code() {
     let (ours, all) = (OURS.load(Ordering::Relaxed), ALL.load(Ordering::Relaxed));
     eprintln!(
         "uring, {PIPELINED} NOTIFYs in batches of {BATCH}: {ours} allocations in our code, \
-         {all} in all ({:.2} per NOTIFY)",
+         {all} in all ({:.4} per NOTIFY)",
         all as f64 / PIPELINED as f64
     );
     assert_eq!(ours, 0, "allocations in our per-connection code, pipelined");
+    assert!(
+        all <= ALL_AT_MOST,
+        "allocations on the executor thread (reactor included), pipelined: {all}"
+    );
     drop(s);
     assert_eq!(server.stop().unwrap(), 0);
 }

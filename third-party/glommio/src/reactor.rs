@@ -124,11 +124,15 @@ impl Timers {
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
+        // PATCH(spoa): take the ready timers off the front of the tree one by one; splitting
+        // the tree allocated a new one at every call while any timer was pending.
+        let mut woke = 0;
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 >= now {
+                break;
+            }
+            let waker = entry.remove();
+            woke += 1;
             wake!(waker);
         }
 
@@ -427,12 +431,14 @@ impl Reactor {
         source
     }
 
+    #[allow(dead_code)] // PATCH(spoa): streams no longer poll before they read
     pub(crate) fn poll_read_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys.poll_ready(&source, common_flags() | read_flags());
         source
     }
 
+    #[allow(dead_code)] // PATCH(spoa): nor before they write
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys
@@ -524,6 +530,24 @@ impl Reactor {
         self.sys.recv(&source, size, MsgFlags::empty());
         self.rush_dispatch(&source)?;
         Ok(source)
+    }
+
+    /// PATCH(spoa): a source for repeated socket receives (`SourceType::SockRecv`) or sends
+    /// (`SourceType::SockSend`) on `fd`, queued with [`Self::queue_recv`] / [`Self::queue_send`]
+    /// each time its previous operation completed.
+    pub(crate) fn socket_source(&self, fd: RawFd, stype: SourceType) -> Source {
+        self.new_source(fd, stype, None)
+    }
+
+    /// PATCH(spoa): queues a receive of up to `len` bytes into the buffer `source` holds
+    /// (allocated, or grown, on the first use only).
+    pub(crate) fn queue_recv(&self, source: &Source, len: usize) {
+        self.sys.recv(source, len, MsgFlags::empty());
+    }
+
+    /// PATCH(spoa): queues a send of the first `len` bytes of the buffer `source` holds.
+    pub(crate) fn queue_send(&self, source: &Source, len: usize) {
+        self.sys.send_prefix(source, len, MsgFlags::empty());
     }
 
     pub(crate) fn recv(&self, fd: RawFd, size: usize, flags: MsgFlags) -> Source {

@@ -1315,6 +1315,11 @@ impl LocalExecutor {
         self.queues.borrow().spin_before_park
     }
 
+    /// PATCH(spoa): whether a task queue has tasks to run.
+    fn has_active_task_queue(&self) -> bool {
+        !self.queues.borrow().active_executors.is_empty()
+    }
+
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
         self.reactor.need_preempt()
@@ -1475,9 +1480,15 @@ impl LocalExecutor {
                 // requests that are latency sensitive we want them out of the
                 // ring ASAP (before we run the task queues). We will also use
                 // the opportunity to install the timer.
-                this.parker
-                    .poll_io(|| Some(this.preempt_timer_duration()))
-                    .expect("Failed to poll io! This is actually pretty bad!");
+                //
+                // PATCH(spoa): unless no task queue is active: then nothing runs before the
+                // park below, which submits what is queued and sleeps in one io_uring_enter
+                // (and does not sleep if a completion woke a task).
+                if this.has_active_task_queue() {
+                    this.parker
+                        .poll_io(|| Some(this.preempt_timer_duration()))
+                        .expect("Failed to poll io! This is actually pretty bad!");
+                }
 
                 // run user code
                 let run = this.run_task_queues();
@@ -1493,6 +1504,13 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if spin_before_park.is_zero() {
+                        // PATCH(spoa): no spinning asked: park at once (a poll first would
+                        // cost an io_uring_enter of its own whenever operations are queued).
+                        this.parker
+                            .park()
+                            .expect("Failed to park! This is actually pretty bad!");
+                        pre_time = Instant::now();
                     } else {
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {

@@ -5,7 +5,7 @@
 //
 use crate::{
     reactor::Reactor,
-    sys::{self, Source, SourceType},
+    sys::{self, DmaBuffer, Source, SourceType},
 };
 use futures_lite::ready;
 use nix::sys::socket::MsgFlags;
@@ -215,21 +215,39 @@ impl Timeout {
     }
 }
 
+/// PATCH(spoa): the largest receive or send one operation asks for.
+const MAX_OP_BYTES: usize = 64 << 10;
+
+/// PATCH(spoa): one socket operation (a receive or a send) done through the ring: its source is
+/// made once per stream and queued again for each operation; the source holds the buffer the
+/// kernel reads or writes, so a stream dropped with an operation in flight leaves that buffer to
+/// the reactor, which frees it when the (cancelled) operation completes.
+#[derive(Debug, Default)]
+struct RingOp {
+    source: Option<Source>,
+    /// Queued and not yet taken: its result is the next one to return.
+    in_flight: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct NonBufferedStream<S> {
     reactor: Weak<Reactor>,
     stream: S,
     source_tx: Option<Source>,
-    source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
+    /// PATCH(spoa): receives and sends are ring operations (IORING_OP_RECV / IORING_OP_SEND)
+    /// rather than a `recv`/`send` syscall first and a poll when it would block.
+    rx: RingOp,
+    tx: RingOp,
+    /// PATCH(spoa): bytes of the last receive not yet returned (the caller's buffer was
+    /// smaller than what arrived): `rx_left.0..rx_left.1` of the receive source's buffer.
+    rx_left: (usize, usize),
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
-        let reactor = self.reactor.upgrade().unwrap();
-        let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        // PATCH(spoa): no early poll: reads are ring receives (see `poll_read`).
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -253,78 +271,81 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Ok(sz)
     }
 
+    /// PATCH(spoa): a receive through the ring, into the buffer of the stream's receive source,
+    /// copied into `buf` when it completes. Bytes that do not fit in `buf` are returned by the
+    /// next calls.
     pub(crate) fn poll_read(
         &mut self,
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
-
-        let no_pending_poll = self
-            .source_rx
-            .as_ref()
-            .map(|src| src.result().is_some())
-            .unwrap_or(true);
-
-        if no_pending_poll {
-            if let Some(result) = super::yolo_recv(self.stream.as_raw_fd(), buf) {
-                self.source_rx.take();
+        if self.rx_left.0 < self.rx_left.1 {
+            let source = self.rx.source.as_ref().unwrap();
+            return Poll::Ready(Ok(copy_received(&mut self.rx_left, source, buf)));
+        }
+        let fd = self.stream.as_raw_fd();
+        let source = self
+            .rx
+            .source
+            .get_or_insert_with(|| reactor.socket_source(fd, SourceType::SockRecv(None)));
+        if self.rx.in_flight {
+            if let Some(result) = source.take_result() {
+                self.rx.in_flight = false;
                 self.read_timeout.cancel_timer(reactor);
-                let result = poll_err!(result);
-                // Start an early poll if the buffer is not fully filled. So when
-                // the next time `poll_read` is called, it will be known immediately
-                // whether the underlying stream is ready for reading.
-                if result > 0 && result < buf.len() {
-                    self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-                    // The `rush_dispatch`s here and after could be removed to
-                    // improve performance if #458 is handled appropriately.
-                    // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
-                }
-                return Poll::Ready(Ok(result));
+                let received = poll_err!(result);
+                self.rx_left = (0, received);
+                let source = self.rx.source.as_ref().unwrap();
+                return Poll::Ready(Ok(copy_received(&mut self.rx_left, source, buf)));
             }
+            poll_err!(self.read_timeout.check(reactor));
+        } else {
+            reactor.queue_recv(source, buf.len().min(MAX_OP_BYTES));
+            self.rx.in_flight = true;
         }
-
-        poll_err!(self.read_timeout.check(reactor));
-
-        if no_pending_poll {
-            self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
-            // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
-        }
-
-        let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
         self.read_timeout.maybe_set_timer(reactor, cx.waker());
         Poll::Pending
     }
 
+    /// PATCH(spoa): a send through the ring, of `buf` copied into the buffer of the stream's
+    /// send source. After `Poll::Pending`, call again with the same bytes: the result is that
+    /// of the send under way.
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        // On the write path, we always start with calling `yolo_send`, because
-        // it is very likely to success. It could be a waste if it already timed
-        // out since the last `poll_write`, but it would not cost much more to
-        // give it one last chance in this case.
-        if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
-            let reactor = self.reactor.upgrade().unwrap();
-            self.write_timeout.cancel_timer(reactor.as_ref());
-            self.source_tx.take();
-            return Poll::Ready(result);
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
         }
-
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
-        poll_err!(self.write_timeout.check(reactor));
-
-        let no_pending_poll = self
-            .source_tx
-            .as_ref()
-            .map(|src| src.result().is_some())
-            .unwrap_or(true);
-
-        if no_pending_poll {
-            self.source_tx = Some(reactor.poll_write_ready(self.stream.as_raw_fd()));
+        let len = buf.len().min(MAX_OP_BYTES);
+        if self.tx.in_flight {
+            let source = self.tx.source.as_ref().unwrap();
+            if let Some(result) = source.take_result() {
+                self.tx.in_flight = false;
+                self.write_timeout.cancel_timer(reactor);
+                return Poll::Ready(result);
+            }
+            poll_err!(self.write_timeout.check(reactor));
+        } else {
+            let fd = self.stream.as_raw_fd();
+            let source = self.tx.source.get_or_insert_with(|| {
+                let buf = DmaBuffer::new(len.max(4096)).expect("failed to allocate buffer");
+                reactor.socket_source(fd, SourceType::SockSend(buf))
+            });
+            if let SourceType::SockSend(held) = &mut *source.source_type_mut() {
+                if held.len() < len {
+                    *held = DmaBuffer::new(len).expect("failed to allocate buffer");
+                }
+                held.as_bytes_mut()[..len].copy_from_slice(&buf[..len]);
+            }
+            reactor.queue_send(source, len);
+            self.tx.in_flight = true;
         }
-
-        let source = self.source_tx.as_ref().unwrap();
+        let source = self.tx.source.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
         self.write_timeout.maybe_set_timer(reactor, cx.waker());
         Poll::Pending
@@ -348,6 +369,20 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 }
 
+/// PATCH(spoa): copies what is left of the last receive (`left` of the buffer of the receive
+/// source, whose operation completed) into `buf`.
+fn copy_received(left: &mut (usize, usize), source: &Source, buf: &mut [u8]) -> usize {
+    let stype = source.source_type();
+    let received = match &*stype {
+        SourceType::SockRecv(Some(held)) => held.as_bytes(),
+        _ => &[],
+    };
+    let n = (left.1 - left.0).min(buf.len());
+    buf[..n].copy_from_slice(&received[left.0..left.0 + n]);
+    left.0 += n;
+    n
+}
+
 #[derive(Debug)]
 pub(crate) struct GlommioStream<S, B> {
     stream: NonBufferedStream<S>,
@@ -365,9 +400,11 @@ where
             reactor: Rc::downgrade(&reactor),
             stream: socket.into(),
             source_tx: None,
-            source_rx: None,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
+            rx: RingOp::default(),
+            tx: RingOp::default(),
+            rx_left: (0, 0),
         };
         stream.init();
         GlommioStream {

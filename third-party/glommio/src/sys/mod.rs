@@ -306,6 +306,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // PATCH(spoa): pairs with the fence the sleeping executor issues after
+        // `prepare_to_sleep` (`Reactor::wait`): the message this executor just queued is seen
+        // by the sleeper's last check, or the sleeper's flag is seen here. This fence replaced
+        // a `membarrier()` syscall on every sleep.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -193,7 +193,7 @@ impl Source {
         Ref::map(self.inner.borrow(), |x| &x.timeout)
     }
 
-    pub(super) fn source_type(&self) -> Ref<'_, SourceType> {
+    pub(crate) fn source_type(&self) -> Ref<'_, SourceType> {
         Ref::map(self.inner.borrow(), |x| &x.source_type)
     }
 
@@ -296,6 +296,16 @@ impl Source {
 
     pub(super) fn raw(&self) -> RawFd {
         self.inner.borrow().raw
+    }
+
+    /// PATCH(spoa): takes the result of a completed operation, leaving the source ready to be
+    /// queued again (`None` while the operation is in flight or was never queued).
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.enqueued.is_some() {
+            return None;
+        }
+        inner.wakers.result.take()
     }
 
     pub(crate) fn stats_collection(&self) -> Option<StatsCollection> {

@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -389,13 +389,20 @@ fn fill_sqe<F>(
             }
 
             UringOpDescriptor::SockRecv(len, flags) => {
-                let mut buf = DmaBuffer::new(len).expect("failed to allocate buffer");
-                sqe.prep_recv(op.fd, buf.as_bytes_mut(), MsgFlags::from_bits_retain(flags));
-
                 source_map.peek_source_mut(from_user_data(op.user_data), |mut src| {
                     match &mut src.source_type {
                         SourceType::SockRecv(slot) => {
-                            *slot = Some(buf);
+                            // PATCH(spoa): a source queued again keeps its buffer (the kernel
+                            // is done with it: its previous receive completed).
+                            if slot.as_ref().map_or(true, |buf| buf.len() < len) {
+                                *slot = Some(DmaBuffer::new(len).expect("failed to allocate buffer"));
+                            }
+                            let buf = slot.as_mut().unwrap();
+                            sqe.prep_recv(
+                                op.fd,
+                                &mut buf.as_bytes_mut()[..len],
+                                MsgFlags::from_bits_retain(flags),
+                            );
                         }
                         _ => unreachable!(),
                     };
@@ -504,7 +511,9 @@ fn extract_one_chain(
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
     now: Instant,
-) -> SmallVec<[UringDescriptor; 1]> {
+    // PATCH(spoa): room for a chain of two (an operation and its linked timeout or write)
+    // without allocating.
+) -> SmallVec<[UringDescriptor; 2]> {
     queue
         .drain(chain)
         .filter(move |op| {
@@ -924,14 +933,18 @@ impl SleepableRing {
     /// certain duration. The timer is added at the front of the queue such
     /// that it will be the first SQE submitted the next time we enter the
     /// latency ring
-    fn prepare_latency_preemption_timer(&mut self, d: Duration) -> Source {
-        let source = Source::new(
-            IoRequirements::default(),
-            -1,
-            SourceType::Timeout(TimeSpec64::try_from(d).unwrap(), 0),
-            None,
-            None,
-        );
+    ///
+    /// PATCH(spoa): `reuse`, a timer source whose timeout completed, is queued again instead
+    /// of allocating a new one.
+    fn prepare_latency_preemption_timer(&mut self, d: Duration, reuse: Option<Source>) -> Source {
+        let timeout = SourceType::Timeout(TimeSpec64::try_from(d).unwrap(), 0);
+        let source = match reuse {
+            Some(source) => {
+                *source.source_type_mut() = timeout;
+                source
+            }
+            None => Source::new(IoRequirements::default(), -1, timeout, None, None),
+        };
         let op = match &*source.source_type() {
             SourceType::Timeout(ts, events) => {
                 UringOpDescriptor::Timeout(&ts.raw as *const _, *events)
@@ -959,15 +972,24 @@ impl SleepableRing {
     /// CQEs are available on the main ring. This timer is linked with a write
     /// to the latency ring's event fd such that this timer triggers a
     /// preemption via the latency ring.
-    fn prepare_throughput_preemption_timer(&mut self, min_events: u32, event_fd: RawFd) -> Source {
+    ///
+    /// PATCH(spoa): `reuse`, a timer source whose timeout completed, is queued again instead
+    /// of allocating a new one.
+    fn prepare_throughput_preemption_timer(
+        &mut self,
+        min_events: u32,
+        event_fd: RawFd,
+        reuse: Option<Source>,
+    ) -> Source {
         assert!(min_events >= 1, "min_events should be at least 1");
-        let timer_source = Source::new(
-            IoRequirements::default(),
-            -1,
-            SourceType::Timeout(TimeSpec64::MAX, min_events),
-            None,
-            None,
-        );
+        let timeout = SourceType::Timeout(TimeSpec64::MAX, min_events);
+        let timer_source = match reuse {
+            Some(source) => {
+                *source.source_type_mut() = timeout;
+                source
+            }
+            None => Source::new(IoRequirements::default(), -1, timeout, None, None),
+        };
 
         const EVENTFD_WAKEUP: &[u64; 1] = &[1u64; 1];
         let write_op = UringDescriptor {
@@ -1044,66 +1066,61 @@ impl SleepableRing {
         }
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
-        assert_eq!(
-            self.waiting_kernel_submission(),
-            0,
-            "sleeping with pending SQEs"
-        );
-        if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
-            let sqe_ptr = unsafe { sqe.raw_mut() as *mut _ };
-            let op = UringDescriptor {
-                fd: link.raw(),
-                flags: SubmissionFlags::empty(),
-                user_data: to_user_data(
-                    self.source_map
-                        .borrow_mut()
-                        .add_source(link, self.submission_queue.clone()),
-                ),
-                args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
-            };
-            fill_sqe(
-                &mut sqe,
-                &op,
-                DmaBuffer::new,
-                &mut self.source_map.borrow_mut(),
-            );
-
-            // We have now prepared the SQE that links the two rings. We now need to submit
-            // it successfully to be able to safely sleep.
-
-            if self
-                .submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?
-                != 1
-            {
-                // We failed to submit the `SQE` that links the rings. Just can't sleep.
-                // Waiting here is unsafe because we could end up waiting much longer than
-                // needed.
-                // We make the SQE a no-op and return
-                unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
-                Err(io::Error::from_raw_os_error(libc::EBUSY))
+    /// PATCH(spoa): submits every prepared SQE (operations queued since the last submission,
+    /// and the poll on the latency ring when `arm_link`) and waits for a completion, in one
+    /// io_uring_enter. The poll stays armed across sleeps until it fires.
+    fn sleep(&mut self, link: &Source, arm_link: bool) -> io::Result<usize> {
+        if arm_link {
+            if let Some(mut sqe) = self.ring.sq().prepare_sqe() {
+                let op = UringDescriptor {
+                    fd: link.raw(),
+                    flags: SubmissionFlags::empty(),
+                    user_data: to_user_data(
+                        self.source_map
+                            .borrow_mut()
+                            .add_source(link, self.submission_queue.clone()),
+                    ),
+                    args: UringOpDescriptor::PollAdd(common_flags() | read_flags()),
+                };
+                fill_sqe(
+                    &mut sqe,
+                    &op,
+                    DmaBuffer::new,
+                    &mut self.source_map.borrow_mut(),
+                );
             } else {
-                // The rings are linked. Goodnight!
-                self.ring
-                    .cq()
-                    .wait(1)
-                    .map(|_| 1)
+                // Can't link rings because we ran out of `SQE`s. Just can't sleep.
+                // Submit what we have, once we're out of here we'll consume them
+                // and at some point will be able to sleep again.
+                return self
+                    .submit_sqes()
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
-                    .or_else(Reactor::intr_ok)
+                    .or_else(Reactor::intr_ok);
             }
-        } else {
-            // Can't link rings because we ran out of `CQE`s. Just can't sleep.
-            // Submit what we have, once we're out of here we'll consume them
-            // and at some point will be able to sleep again.
-            self.submit_sqes()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)
         }
+        let submitted = self
+            .ring
+            .submit_sqes_and_wait(1)
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)? as usize;
+        self.in_kernel += submitted;
+        Ok(submitted)
+    }
+
+    /// PATCH(spoa): moves queued operations into the submission ring without entering the
+    /// kernel (unless the ring is full): the next sleep or flush submits them.
+    fn prepare_submissions(&mut self) -> io::Result<usize> {
+        let q = self.submission_queue();
+        let mut queue = q.borrow_mut();
+        self.consume_sqe_queue(&mut queue.submissions, false)
+    }
+
+    /// PATCH(spoa): `can_sleep`, counting SQEs prepared but not submitted as fine: `sleep`
+    /// submits them.
+    fn can_sleep_submitting(&self) -> bool {
+        self.submission_queue.borrow().is_empty() && self.waiting_kernel_collection() == 0
     }
 }
 
@@ -1221,8 +1238,11 @@ pub(crate) struct Reactor {
     latency_ring: RefCell<SleepableRing>,
     poll_ring: RefCell<PollRing>,
 
-    latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// PATCH(spoa): with the instant it fires, so a pending one can be kept.
+    latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
+    /// PATCH(spoa): the main ring's poll on the latency ring, kept armed across sleeps.
+    link_rings_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
 
@@ -1354,6 +1374,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
+            link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
             notifier,
@@ -1444,6 +1465,7 @@ impl Reactor {
         );
     }
 
+    #[allow(dead_code)] // PATCH(spoa): see `poll_read_ready`
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
         let op = UringOpDescriptor::PollAdd(flags);
         queue_request_into_ring(
@@ -1458,6 +1480,23 @@ impl Reactor {
         let op = match &*source.source_type() {
             SourceType::SockSend(buf) => {
                 UringOpDescriptor::SockSend(buf.as_ptr(), buf.len(), flags.bits())
+            }
+            _ => unreachable!(),
+        };
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// PATCH(spoa): sends the first `len` bytes of the source's buffer.
+    pub(crate) fn send_prefix(&self, source: &Source, len: usize, flags: MsgFlags) {
+        let op = match &*source.source_type() {
+            SourceType::SockSend(buf) => {
+                assert!(len <= buf.len());
+                UringOpDescriptor::SockSend(buf.as_ptr(), len, flags.bits())
             }
             _ => unreachable!(),
         };
@@ -1726,14 +1765,21 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
-        let link_rings = Source::new(
-            IoRequirements::default(),
-            self.link_fd,
-            SourceType::LinkRings,
-            None,
-            None,
-        );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        // PATCH(spoa): one source for the link, armed again only after its poll fired (a new
+        // source per sleep cost an allocation, and a cancellation when it had not fired).
+        let link = self.link_rings_src.take().unwrap_or_else(|| {
+            Source::new(
+                IoRequirements::default(),
+                self.link_fd,
+                SourceType::LinkRings,
+                None,
+                None,
+            )
+        });
+        let armed = link.inner.borrow().enqueued.is_some();
+        let slept = ring.sleep(&link, !armed).or_else(Self::busy_ok).map(|_| {});
+        self.link_rings_src.set(Some(link));
+        slept
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1814,29 +1860,40 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // PATCH(spoa): a latency timer still pending is kept (see the end of this function);
+        // one that fired is done with (dropping it cancels nothing).
+        let (mut lat_timer, mut lat_spare) = match self.latency_preemption_timeout_src.take() {
+            Some((src, _)) if src.take_result().is_some() => (None, Some(src)),
+            pending => (pending, None),
+        };
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
+        // PATCH(spoa): the throughput-based timeout is armed again only once it fired, not
+        // replaced at every call (an allocation, a cancellation and two SQEs each time). It
+        // fires after `ring_depth` completions of the main ring since it was armed, rather
+        // than since the last call: at worst an early preemption.
+        let throughput = match self.throughput_preemption_timeout_src.take() {
+            Some(src) if src.take_result().is_none() => src,
+            spare => main_ring.prepare_throughput_preemption_timer(
                 self.ring_depth() as u32,
                 self.eventfd_src.raw(),
+                spare,
             ),
-        ));
+        };
+        self.throughput_preemption_timeout_src.set(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring, main_ring)?;
+        flush_rings!(lat_ring, poll_ring)?;
+        // PATCH(spoa): the main ring's SQEs are only prepared here: the sleep below submits
+        // them in its io_uring_enter, or the flush at the end when we do not sleep.
+        main_ring
+            .prepare_submissions()
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
@@ -1844,16 +1901,27 @@ impl Reactor {
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
-            && main_ring.can_sleep()
+            && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                let deadline = Instant::now() + dur;
+                match lat_timer.take() {
+                    // PATCH(spoa): a pending timer that fires first wakes us in time.
+                    Some((src, at)) if at <= deadline => lat_timer = Some((src, at)),
+                    earlier => {
+                        drop(earlier);
+                        lat_timer = Some((
+                            lat_ring.prepare_latency_preemption_timer(dur, lat_spare.take()),
+                            deadline,
+                        ));
+                        flush_cancellations!(into &mut woke; lat_ring);
+                        assert!(flush_rings!(lat_ring)? > 0);
+                    }
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1861,9 +1929,11 @@ impl Reactor {
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // details.
+            // PATCH(spoa): a SeqCst fence, paired with the one `SleepNotifier::notify` now issues
+            // before it reads the flag, instead of `sys_membarrier()` (a syscall per sleep;
+            // the notifying side had no fence to pair with a cheaper one).
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
@@ -1880,10 +1950,25 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            // PATCH(spoa): keep a pending timer that fires no later than a new one would; arm a
+            // new one otherwise (an SQE, and an io_uring_enter of the latency ring, at every
+            // call before).
+            let deadline = Instant::now() + preempt;
+            let keep = matches!(&lat_timer, Some((_, at)) if *at <= deadline);
+            if !keep {
+                drop(lat_timer.take());
+                lat_timer = Some((
+                    lat_ring.prepare_latency_preemption_timer(preempt, lat_spare.take()),
+                    deadline,
+                ));
+                flush_cancellations!(into &mut woke; lat_ring);
+            }
             flush_rings!(lat_ring, main_ring)?;
+        } else {
+            // PATCH(spoa): what the main ring prepared and no sleep submitted.
+            flush_rings!(main_ring)?;
         }
+        self.latency_preemption_timeout_src.set(lat_timer);
 
         // A Note about `need_preempt`:
         //
@@ -1940,8 +2025,10 @@ impl Reactor {
                 PollableStatus::Pollable => self.poll_ring.borrow_mut(),
                 PollableStatus::NonPollable(_) => self.main_ring.borrow_mut(),
             },
-            SourceType::SockRecv(_)
-            | SourceType::SockRecvMsg(_, _, _, _)
+            // PATCH(spoa): SockRecv goes to the main ring, where the executor sleeps: a receive
+            // is then submitted with the sleep's io_uring_enter and its completion wakes the
+            // executor directly (on the latency ring it cost an io_uring_enter of its own).
+            SourceType::SockRecvMsg(_, _, _, _)
             | SourceType::Accept(_)
             | SourceType::Connect(_) => self.latency_ring.borrow_mut(),
             SourceType::Invalid => {
