@@ -177,6 +177,13 @@ pub(crate) struct Reactor {
     /// refcell) every time. Acquire during initialization
     preempt_ptr_head: *const u32,
     preempt_ptr_tail: *const AtomicU32,
+
+    /// PATCH(spoa): the main ring's completion queue head and tail, and how many completions
+    /// waiting there call for a preemption (`need_preempt`): this replaced a timeout counting
+    /// the ring's completions, linked to an eventfd write that woke the latency ring.
+    main_cq_head: *const u32,
+    main_cq_tail: *const AtomicU32,
+    throughput_preempt: u32,
 }
 
 impl Reactor {
@@ -189,6 +196,7 @@ impl Reactor {
     ) -> io::Result<Reactor> {
         let sys = sys::Reactor::new(notifier, io_memory, ring_depth, blocking_thread)?;
         let (preempt_ptr_head, preempt_ptr_tail) = sys.preempt_pointers();
+        let (main_cq_head, main_cq_tail) = sys.main_cq_pointers();
         Ok(Reactor {
             sys,
             timers: RefCell::new(Timers::new()),
@@ -197,6 +205,9 @@ impl Reactor {
             record_io_latencies,
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
+            main_cq_head,
+            main_cq_tail: main_cq_tail as _,
+            throughput_preempt: ring_depth as u32,
         })
     }
 
@@ -210,7 +221,14 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        // PATCH(spoa): or `ring_depth` completions of the main ring not yet consumed.
+        unsafe {
+            *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire)
+                || (*self.main_cq_tail)
+                    .load(Ordering::Acquire)
+                    .wrapping_sub(*self.main_cq_head)
+                    >= self.throughput_preempt
+        }
     }
 
     pub(crate) fn id(&self) -> usize {

@@ -975,6 +975,7 @@ impl SleepableRing {
     ///
     /// PATCH(spoa): `reuse`, a timer source whose timeout completed, is queued again instead
     /// of allocating a new one.
+    #[allow(dead_code)] // PATCH(spoa): see `need_preempt`
     fn prepare_throughput_preemption_timer(
         &mut self,
         min_events: u32,
@@ -1240,7 +1241,6 @@ pub(crate) struct Reactor {
 
     /// PATCH(spoa): with the instant it fires, so a pending one can be kept.
     latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
-    throughput_preemption_timeout_src: Cell<Option<Source>>,
     /// PATCH(spoa): the main ring's poll on the latency ring, kept armed across sleeps.
     link_rings_src: Cell<Option<Source>>,
 
@@ -1373,7 +1373,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            throughput_preemption_timeout_src: Cell::new(None),
             link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1867,19 +1866,13 @@ impl Reactor {
             pending => (pending, None),
         };
 
-        // PATCH(spoa): the throughput-based timeout is armed again only once it fired, not
-        // replaced at every call (an allocation, a cancellation and two SQEs each time). It
-        // fires after `ring_depth` completions of the main ring since it was armed, rather
-        // than since the last call: at worst an early preemption.
-        let throughput = match self.throughput_preemption_timeout_src.take() {
-            Some(src) if src.take_result().is_none() => src,
-            spare => main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-                spare,
-            ),
-        };
-        self.throughput_preemption_timeout_src.set(Some(throughput));
+        // PATCH(spoa): no throughput-based timeout (a timeout counting `ring_depth` completions
+        // of the main ring, linked to an eventfd write that makes the latency ring fire), which
+        // was cancelled and re-created at every call: an allocation, a cancellation and two
+        // SQEs each time; armed once and kept, it fired every `ring_depth` completions, waking a
+        // sleeping executor for nothing. `need_preempt` reads the main ring's completion queue
+        // instead: `ring_depth` completions waiting there preempt the running task queue, which
+        // is what the timeout achieved.
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1982,6 +1975,13 @@ impl Reactor {
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
         self.blocking_thread.flush()
+    }
+
+    /// PATCH(spoa): the main ring's completion queue head and tail (see `need_preempt`).
+    pub(crate) fn main_cq_pointers(&self) -> (*const u32, *const u32) {
+        let mut main_ring = self.main_ring.borrow_mut();
+        let cq = unsafe { &main_ring.ring.raw_mut().cq };
+        (cq.khead, cq.ktail)
     }
 
     pub(crate) fn preempt_pointers(&self) -> (*const u32, *const u32) {
