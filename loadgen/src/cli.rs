@@ -66,6 +66,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub drain: f64,
 
+    /// With --connect: send exactly N NOTIFYs in all, wait for their ACKs and stop (the
+    /// window ends with the last ACK), for counts per ACK that do not depend on timing, e.g.
+    /// syscalls with `strace -c` (scripts/syscalls-per-ack.sh).
+    #[arg(long, value_name = "N", requires = "connect")]
+    pub notifies: Option<u64>,
+
     /// Client event-loop threads (connections are spread over them).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
@@ -251,14 +257,29 @@ fn run(args: Args, command: String) -> Result<bool, String> {
                 drain,
                 threads: usize::from(args.threads),
                 agent_pid: args.agent_pid,
+                notifies: args.notifies,
                 ..LoadConfig::new(addr, shape)
             };
             let mut result = client::run(&config)?;
-            if let (Some(pid), false) = (args.agent_pid, args.no_syscalls) {
+            // A run with a NOTIFY budget is itself a counting run (scripts/syscalls-per-ack.sh counts
+            // around it): no second pass under strace.
+            if let (Some(pid), false, None) = (args.agent_pid, args.no_syscalls, args.notifies) {
                 match matrix::count_syscalls(&config, pid) {
                     Ok(per_ack) => result.agent_syscalls_per_ack = Some(per_ack),
                     Err(e) => eprintln!("system calls not counted: {e}"),
                 }
+            }
+            if let Some(n) = args.notifies {
+                let per = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.3}"));
+                let acks = result.total_acks.max(1) as f64;
+                eprintln!(
+                    "counts: {n} NOTIFYs, {} ACKs, agent context switches {} ({} per ACK), \
+                     agent CPU {} µs/ACK",
+                    result.total_acks,
+                    result.agent_switches.map_or("–".into(), |v| v.to_string()),
+                    per(result.agent_switches.map(|v| v as f64 / acks)),
+                    per(result.agent_cpu.map(|c| c.as_secs_f64() * 1e6 / acks)),
+                );
             }
             let row = Row {
                 runtime: target.clone(),

@@ -85,6 +85,11 @@ pub struct LoadConfig {
     pub threads: usize,
     /// A process whose CPU time is read over the window (the agent).
     pub agent_pid: Option<u32>,
+    /// Send exactly this many NOTIFYs in all (spread over the threads by their connections),
+    /// then wait for their ACKs and stop, instead of loading until the window ends: for counts
+    /// per ACK (syscalls, allocations) that must not depend on timing. The window is then cut
+    /// short when the last ACK arrives.
+    pub notifies: Option<u64>,
 }
 
 impl LoadConfig {
@@ -98,6 +103,7 @@ impl LoadConfig {
             drain: Duration::from_secs(2),
             threads: 1,
             agent_pid: None,
+            notifies: None,
         }
     }
 }
@@ -236,12 +242,21 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         drain_until: start + config.warmup + config.duration + config.drain,
     };
     let mut handles = Vec::with_capacity(threads);
+    let mut budget_left = config.notifies;
+    let mut conns_left = shape.connections as u64;
     for (t, group) in groups.into_iter().enumerate() {
         let depth = shape.depth;
+        // This thread's share of --notifies, by its connections.
+        let budget = budget_left.map(|left| {
+            let share = left * group.len() as u64 / conns_left.max(1);
+            conns_left -= group.len() as u64;
+            budget_left = Some(left - share);
+            share
+        });
         let h = std::thread::Builder::new()
             .name(format!("loadgen-{t}"))
             .spawn(move || {
-                let worker = Worker::new(group, depth, plan)?;
+                let worker = Worker::new(group, depth, plan, budget)?;
                 sleep_until(plan.start);
                 worker.run()
             })
@@ -254,7 +269,18 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
     let switches_before = config.agent_pid.and_then(counters::context_switches);
     let self_before = cpu::self_cpu();
     let window_start = Instant::now();
-    sleep_until(plan.measure_to);
+    // With a NOTIFY budget the threads end when their last ACK is in: join them first.
+    let mut parts = Vec::with_capacity(handles.len());
+    if config.notifies.is_some() {
+        for h in handles.drain(..) {
+            parts.push(
+                h.join()
+                    .map_err(|_| "a load thread panicked".to_string())??,
+            );
+        }
+    } else {
+        sleep_until(plan.measure_to);
+    }
     let agent_after = config.agent_pid.and_then(cpu::process_cpu);
     let switches_after = config.agent_pid.and_then(counters::context_switches);
     let self_after = cpu::self_cpu();
@@ -280,9 +306,13 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         agent_syscalls_per_ack: None,
     };
     for h in handles {
-        let part = h
-            .join()
-            .map_err(|_| "a load thread panicked".to_string())??;
+        parts.push(
+            h.join()
+                .map_err(|_| "a load thread panicked".to_string())??,
+        );
+    }
+    // (With a budget, each part's connections close here, after the agent's counts were read.)
+    for part in parts {
         result.acks += part.acks;
         result.total_acks += part.total_acks;
         result.errors += part.errors;
@@ -367,10 +397,17 @@ struct Worker {
     depth: usize,
     plan: Plan,
     part: Part,
+    /// NOTIFYs this thread may still send (`None`: no limit).
+    budget: Option<u64>,
 }
 
 impl Worker {
-    fn new(mut conns: Vec<Conn>, depth: usize, plan: Plan) -> Result<Self, String> {
+    fn new(
+        mut conns: Vec<Conn>,
+        depth: usize,
+        plan: Plan,
+        budget: Option<u64>,
+    ) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
         for (i, c) in conns.iter_mut().enumerate() {
             poll.registry()
@@ -394,6 +431,7 @@ impl Worker {
                 latency_ns: new_histogram(),
                 conns: Vec::new(),
             },
+            budget,
         })
     }
 
@@ -419,7 +457,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let sending = now < self.plan.measure_to;
+            let sending = now < self.plan.measure_to && self.budget != Some(0);
             if !sending {
                 let idle = self
                     .conns
@@ -588,6 +626,11 @@ impl Worker {
     /// Encodes the NOTIFYs owed and writes what the socket takes.
     fn flush(&mut self, i: usize) {
         let c = &mut self.conns[i];
+        if let Some(budget) = &mut self.budget {
+            let owed = c.owed.min(usize::try_from(*budget).unwrap_or(usize::MAX));
+            *budget -= owed as u64;
+            c.owed = owed;
+        }
         if c.owed > 0 {
             if c.written == c.wbuf.len() {
                 c.wbuf.clear();

@@ -58,6 +58,29 @@ fn canned_responder_thread() {
     assert_clean("canned (thread)", &short(responder.addr(), "1x1", None));
 }
 
+#[test]
+fn notify_budget_sends_exactly_that_many() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_spoa-loadgen"));
+    let responder = ResponderProcess::spawn(exe, Mode::Threads, None).unwrap();
+    for (shape, threads) in [("1x1", 1), ("3x8", 2)] {
+        let config = LoadConfig {
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(60),
+            drain: Duration::from_secs(2),
+            threads,
+            agent_pid: Some(responder.pid()),
+            notifies: Some(1_001),
+            ..LoadConfig::new(responder.addr(), shape.parse::<Shape>().unwrap())
+        };
+        let r = spoa_loadgen::run(&config).expect("load run");
+        assert_clean(&format!("budget {shape}"), &r);
+        assert_eq!((r.total_acks, r.acks), (1_001, 1_001), "{shape}");
+        assert!(r.window < Duration::from_secs(30), "stopped at the budget");
+        // A thread per connection in the responder: alive when the counts are read.
+        assert!(r.agent_switches.is_some_and(|s| s > 0), "{shape}");
+    }
+}
+
 /// The `spoa` binary of this workspace: the profile of this test first, then release.
 fn agent_binary() -> Option<PathBuf> {
     let name = format!("spoa{}", std::env::consts::EXE_SUFFIX);

@@ -5,9 +5,11 @@
 //! per frame). Executor 0 accepts and hands every connection to the least-loaded executor (see
 //! [`Server`] for why not SO_REUSEPORT); each connection is then a local task that runs the
 //! same [`runtime_core::Session`] loop as every runtime: read into the session's buffer, every
-//! complete frame through the `spop-core` engine, all the replies of one read in one write. This
-//! crate's per-connection code allocates nothing per frame (`tests/alloc.rs`); glommio's own
-//! reads and writes still allocate a few small objects each.
+//! complete frame through the `spop-core` engine, all the replies of one read in one write.
+//! Reads and writes are io_uring operations (`IORING_OP_RECV` / `IORING_OP_SEND`), submitted
+//! with the executor's wait in one `io_uring_enter`, through a patched copy of glommio 0.9.0
+//! (`third-party/glommio/PATCHES.md`). Nothing on an executor thread allocates per frame, the
+//! reactor included (`tests/alloc.rs`).
 //!
 //! ```no_run
 //! use runtime_uring::{probe, Server, UringOptions};
