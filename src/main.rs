@@ -288,7 +288,12 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     // Before the startup line: whoever waits for that line can scrape at once.
     if let Some(address) = cli.metrics_address {
-        let bound = metrics::serve(address, config.metrics.clone(), choice.runtime.name())?;
+        let bound = metrics::serve(
+            address,
+            config.metrics.clone(),
+            choice.runtime.name(),
+            scores.clone(),
+        )?;
         log::info!("metrics at http://{bound}/metrics");
     }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();

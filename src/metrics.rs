@@ -13,6 +13,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use runtime_core::metrics::{ClosedBy, Snapshot, LATENCY_BUCKETS_US, STATUSES};
 use runtime_core::Metrics;
+use spoa::reload::{Loaded, Lookups, Scores};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 /// Binds `address` and serves `/metrics` from `metrics` on a thread of its own. Returns the
 /// bound address (the real port when 0 was asked).
@@ -20,6 +23,7 @@ pub fn serve(
     address: SocketAddr,
     metrics: Metrics,
     runtime: &'static str,
+    scores: Option<Arc<Scores>>,
 ) -> Result<SocketAddr, String> {
     let server = tiny_http::Server::http(address)
         .map_err(|e| format!("--metrics-address {address}: cannot listen: {e}"))?;
@@ -29,6 +33,9 @@ pub fn serve(
         .ok_or_else(|| format!("--metrics-address {address}: not an IP listener"))?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(AgentCollector { metrics, runtime }));
+    if let Some(scores) = scores {
+        registry.register_collector(Box::new(ScoresCollector { scores }));
+    }
     // One thread answers scrapes one at a time, which is all Prometheus needs; the workers
     // never wait on it.
     std::thread::Builder::new()
@@ -230,6 +237,89 @@ impl Collector for AgentCollector {
 }
 
 /// Writes metric families through prometheus-client's encoder.
+/// The `--scores` table: which one is loaded, and how many lookups found an address in it.
+/// Read at scrape time from [`Scores`] (the handlers' own counters, summed).
+struct ScoresCollector {
+    scores: Arc<Scores>,
+}
+
+impl std::fmt::Debug for ScoresCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScoresCollector")
+    }
+}
+
+impl Collector for ScoresCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Loaded {
+            table,
+            at,
+            generation,
+            ..
+        } = self.scores.loaded();
+        let Lookups { lookups, hits } = self.scores.lookups();
+        let (v4, v6) = table.families();
+        let gauge = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut out = Out {
+            encoder: &mut encoder,
+        };
+        out.gauge(
+            "spoa_scores_networks",
+            "Networks in the loaded --scores table, by address family.",
+            &[
+                (vec![("family", "ipv4".to_string())], gauge(v4)),
+                (vec![("family", "ipv6".to_string())], gauge(v6)),
+            ],
+        )?;
+        out.gauge(
+            "spoa_scores_file_networks",
+            "Networks each --scores file brought to the loaded table (before repeats).",
+            &table
+                .files()
+                .iter()
+                .map(|f| {
+                    (
+                        vec![("file", f.path.display().to_string())],
+                        gauge(f.entries()),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        out.gauge(
+            "spoa_scores_loaded_timestamp_seconds",
+            "When the loaded table was swapped in (Unix time).",
+            &[(
+                Vec::new(),
+                at.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            )],
+        )?;
+        let mut family = out.encoder.encode_descriptor(
+            "spoa_scores_load_duration_seconds",
+            "How long reading, parsing and building the loaded table took.",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(table.load_time().as_secs_f64())
+            .encode(family.encode_family(&Labels::new())?)?;
+        out.counter(
+            "spoa_scores_reloads",
+            "Tables swapped in since start (a failed reload keeps the old table and counts not).",
+            &[(Vec::new(), generation.saturating_sub(1))],
+        )?;
+        out.counter(
+            "spoa_scores_lookups",
+            "Addresses looked up in the table.",
+            &[(Vec::new(), lookups)],
+        )?;
+        out.counter(
+            "spoa_scores_hits",
+            "Lookups that found the address in a list (the others got the default score).",
+            &[(Vec::new(), hits)],
+        )
+    }
+}
+
 struct Out<'a, 'b> {
     encoder: &'a mut DescriptorEncoder<'b>,
 }

@@ -507,11 +507,23 @@ fn the_metrics_pass_promtool_check_metrics() {
         eprintln!("*** SKIPPED: promtool not installed (apt-get install prometheus) ***");
         return;
     };
+    // With a score table, so that its series are linted too.
+    let scores = std::env::temp_dir().join(format!("spoa-promtool-{}.scores", std::process::id()));
+    std::fs::write(&scores, "192.0.2.0/24 5\n").unwrap();
     for runtime in runtimes() {
-        let agent = Agent::start(runtime, &["--metrics-address", "127.0.0.1:0"]);
+        let agent = Agent::start(
+            runtime,
+            &[
+                "--metrics-address",
+                "127.0.0.1:0",
+                "--scores",
+                scores.to_str().unwrap(),
+            ],
+        );
         let metrics = metrics_address(&agent);
         let _ = ack_time(&agent);
         let (_, body) = http_get(metrics, "/metrics");
+        assert!(body.contains("spoa_scores_lookups_total"), "{body}");
         let mut check = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())
@@ -650,4 +662,60 @@ fn the_man_page_and_completions_are_generated_from_the_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// With `--scores`, `/metrics` says which table is loaded and how many lookups hit a list.
+#[test]
+fn metrics_say_which_score_table_is_loaded_and_how_many_lookups_hit_it() {
+    let dir = std::env::temp_dir().join(format!("spoa-metrics-scores-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("block.scores");
+    std::fs::write(&file, "192.0.2.0/24 5\n198.51.100.7 0\n2001:db8::/32 10\n").unwrap();
+    for runtime in runtimes() {
+        let agent = Agent::start(
+            runtime,
+            &[
+                "--metrics-address",
+                "127.0.0.1:0",
+                "--scores",
+                file.to_str().unwrap(),
+                "--default-score",
+                "70",
+            ],
+        );
+        let metrics = metrics_address(&agent);
+        let mut s = agent.session();
+        // Three addresses in a list, two in none.
+        let addresses = [
+            TypedData::Ipv4(Ipv4Addr::new(192, 0, 2, 9)),
+            TypedData::Ipv4(Ipv4Addr::new(198, 51, 100, 7)),
+            TypedData::Ipv6("2001:db8::1".parse().unwrap()),
+            TypedData::Ipv4(Ipv4Addr::new(203, 0, 113, 1)),
+            TypedData::Ipv6("2001:db9::1".parse().unwrap()),
+        ];
+        for (i, ip) in addresses.into_iter().enumerate() {
+            s.write_all(&notify(i as u64 + 1, 1, ip)).unwrap();
+            let (h, p) = read_frame(&mut s).unwrap();
+            check_score_ack(&h, &p);
+        }
+        let samples = scrape_until(metrics, |m| {
+            m.get("spoa_scores_lookups_total") == Some(&5.0)
+        });
+        let file_label = format!("spoa_scores_file_networks{{file=\"{}\"}}", file.display());
+        for (name, value) in [
+            ("spoa_scores_networks{family=\"ipv4\"}", 2.0),
+            ("spoa_scores_networks{family=\"ipv6\"}", 1.0),
+            (file_label.as_str(), 3.0),
+            ("spoa_scores_reloads_total", 0.0),
+            ("spoa_scores_lookups_total", 5.0),
+            ("spoa_scores_hits_total", 3.0),
+        ] {
+            assert_eq!(
+                samples.get(name),
+                Some(&value),
+                "{runtime}: {name} in {samples:?}"
+            );
+        }
+        assert!(samples["spoa_scores_loaded_timestamp_seconds"] > 1.7e9);
+    }
 }
