@@ -61,7 +61,7 @@ SCORES FROM CIDR LISTS (--scores FILE, repeatable):
   network in several files: the later file wins (give allow lists after block lists). A
   malformed line stops the startup with file:line and the reason.
   Reload without restarting or dropping a connection:  kill -HUP <spoa pid>
-  (or --scores-watch SECS). The new table is built aside and swapped in; a reload that meets a
+  (or --scores-watch TIME). The new table is built aside and swapped in; a reload that meets a
   malformed line keeps the table in use and logs file:line and why. Every load logs the
   networks per file, the total and the time taken; a reload also logs the lookups so far and
   how many found the address in a list.
@@ -197,16 +197,17 @@ pub struct Cli {
     #[arg(long = "default-score", env = "SPOA_DEFAULT_SCORE", value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub default_score: Option<u8>,
 
-    /// Also reload the --scores files when one changes: checked every SECS seconds, reloaded
+    /// Also reload the --scores files when one changes: checked every TIME (seconds, or with a unit), reloaded
     /// once the change has held for one check (0: on SIGHUP only). Replace files by renaming.
     #[arg(
         long = "scores-watch",
         env = "SPOA_SCORES_WATCH",
-        value_name = "SECS",
-        default_value_t = 0.0,
+        value_name = "TIME",
+        default_value = "0",
+        value_parser = parse_seconds,
         requires = "scores"
     )]
-    pub scores_watch: f64,
+    pub scores_watch: Duration,
 
     /// Seed for the score generators, for reproducible scores (default: random at each start).
     #[arg(long = "seed", env = "SPOA_SEED")]
@@ -233,45 +234,50 @@ pub struct Cli {
     )]
     pub max_connections: usize,
 
-    /// Seconds a new connection has to send its HAPROXY-HELLO (0: no limit). Answered with
-    /// AGENT-DISCONNECT 2.
+    /// How long a new connection has to send its HAPROXY-HELLO: seconds, or with a unit (500ms);
+    /// 0: no limit. Answered with AGENT-DISCONNECT 2.
     #[arg(
         long = "hello-timeout",
         env = "SPOA_HELLO_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 5.0
+        value_name = "TIME",
+        default_value = "5",
+        value_parser = parse_seconds,
     )]
-    pub hello_timeout: f64,
+    pub hello_timeout: Duration,
 
-    /// Seconds a frame that has started has to arrive whole (0: no limit). Idle connections
+    /// How long a frame that has started has to arrive whole: seconds, or with a unit (500ms);
+    /// 0: no limit. Idle connections
     /// between frames are never timed out: HAProxy keeps them in a pool.
     #[arg(
         long = "frame-timeout",
         env = "SPOA_FRAME_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 5.0
+        value_name = "TIME",
+        default_value = "5",
+        value_parser = parse_seconds,
     )]
-    pub frame_timeout: f64,
+    pub frame_timeout: Duration,
 
-    /// Seconds a write may block on a peer that does not read its ACKs before the connection is
-    /// closed (0: no limit).
+    /// How long a write may block on a peer that does not read its ACKs before the connection
+    /// is closed: seconds, or with a unit (500ms); 0: no limit.
     #[arg(
         long = "write-timeout",
         env = "SPOA_WRITE_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 10.0
+        value_name = "TIME",
+        default_value = "10",
+        value_parser = parse_seconds,
     )]
-    pub write_timeout: f64,
+    pub write_timeout: Duration,
 
-    /// Seconds a graceful stop (SIGTERM, SIGINT) waits for connections to finish; a second
-    /// signal exits at once.
+    /// How long a graceful stop (SIGTERM, SIGINT) waits for connections to finish: seconds, or
+    /// with a unit (500ms); a second signal exits at once.
     #[arg(
         long = "shutdown-timeout",
         env = "SPOA_SHUTDOWN_TIMEOUT",
-        value_name = "SECS",
-        default_value_t = 5.0
+        value_name = "TIME",
+        default_value = "5",
+        value_parser = parse_seconds,
     )]
-    pub shutdown_timeout: f64,
+    pub shutdown_timeout: Duration,
 
     /// Accept connections only from this network (CIDR such as 10.0.0.0/8, or one address);
     /// repeatable. Others are closed at accept with a log line. Default: anyone who can reach the
@@ -303,6 +309,23 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
     n.checked_mul(micros_per_unit)
         .map(Duration::from_micros)
         .ok_or_else(|| format!("'{s}' is too long a time"))
+}
+
+/// A timeout: seconds, fractions allowed (`5`, `0.3`), or an integer with a unit as `-t` takes
+/// it (`500ms`, `2s`, `1m`).
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let text = s.trim();
+    if text.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return parse_time(text);
+    }
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=1e9).contains(&secs) => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "'{s}' is not a timeout: seconds (5, 0.3) or an integer with a unit us, ms, s, m or h (500ms, 2s)"
+        )),
+    }
 }
 
 fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
@@ -440,14 +463,28 @@ impl Cli {
     }
 }
 
-/// Seconds from the command line as an optional limit (0 or less: none).
-pub fn limit(secs: f64) -> Option<Duration> {
-    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+/// A timeout from the command line as an optional limit (0: none).
+pub fn limit(time: Duration) -> Option<Duration> {
+    (!time.is_zero()).then_some(time)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_seconds_unless_they_carry_a_unit() {
+        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.3"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_seconds("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
+        assert_eq!(limit(Duration::ZERO), None);
+        for bad in ["-1", "x", "5 parsecs", "NaN", "inf", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn times_take_the_c_agents_units_and_bare_numbers_are_milliseconds() {

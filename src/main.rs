@@ -8,7 +8,6 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use runtime_core::ServerConfig;
@@ -234,7 +233,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         hello_timeout: limit(cli.hello_timeout),
         frame_timeout: limit(cli.frame_timeout),
         write_timeout: limit(cli.write_timeout),
-        shutdown_timeout: Duration::from_secs_f64(cli.shutdown_timeout.max(0.0)),
+        shutdown_timeout: cli.shutdown_timeout,
         allow_from: cli.allow_from.clone(),
         metrics: if cli.metrics_address.is_some() {
             runtime_core::Metrics::enabled()

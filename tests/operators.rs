@@ -719,3 +719,31 @@ fn metrics_say_which_score_table_is_loaded_and_how_many_lookups_hit_it() {
         assert!(samples["spoa_scores_loaded_timestamp_seconds"] > 1.7e9);
     }
 }
+
+/// Timeouts take units like `-t` (a bare number stays seconds): `--hello-timeout 200ms` cuts a
+/// silent connection a fifth of a second in, with AGENT-DISCONNECT 2.
+#[test]
+fn timeouts_take_units() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &["--hello-timeout", "200ms"]);
+        let mut s = agent.connect();
+        let started = Instant::now();
+        let (h, p) = read_frame(&mut s).expect("AGENT-DISCONNECT");
+        assert_eq!(disconnect_status(&h, &p), 2, "{runtime}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_secs(2),
+            "{runtime}: cut after {took:?}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["--frame-timeout", "5 parsecs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--frame-timeout") && err.contains("'5 parsecs'"),
+        "{err}"
+    );
+}
