@@ -577,7 +577,7 @@ fn help_explains_the_score_files_and_the_reload() {
     for needle in [
         "--scores <FILE>",
         "--default-score <N>",
-        "--scores-watch <SECS>",
+        "--scores-watch <TIME>",
         "CIDR SCORE",
         "kill -HUP",
         "the later file wins",
