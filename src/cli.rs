@@ -149,9 +149,9 @@ pub struct Cli {
 
     /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
     /// where the kernel allows it, else std with a log line saying why). Measured: uring answers
-    /// about 1.9x std's rate at half its CPU per NOTIFY with many agent connections (HAProxy 3.x
-    /// opens one per concurrent stream), and is level with std on one busy connection (README,
-    /// Benchmarks).
+    /// 1.3x to 2.1x std's rate at less CPU per NOTIFY with many agent connections (HAProxy 3.x
+    /// opens one per concurrent stream); on one connection it is as fast but spends more CPU
+    /// (README, Benchmarks).
     #[arg(long = "runtime", env = "SPOA_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 

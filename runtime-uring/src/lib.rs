@@ -6,10 +6,11 @@
 //! [`Server`] for why not SO_REUSEPORT); each connection is then a local task that runs the
 //! same [`runtime_core::Session`] loop as every runtime: read into the session's buffer, every
 //! complete frame through the `spop-core` engine, all the replies of one read in one write.
-//! Reads and writes are io_uring operations (`IORING_OP_RECV` / `IORING_OP_SEND`), submitted
-//! with the executor's wait in one `io_uring_enter`, through a patched copy of glommio 0.9.0
-//! (`third-party/glommio/PATCHES.md`). Nothing on an executor thread allocates per frame, the
-//! reactor included (`tests/alloc.rs`).
+//! This crate's per-connection code allocates nothing per frame (`tests/alloc.rs`); glommio
+//! 0.9.0 reads and writes with plain `recv`/`send` first and arms an io_uring poll when they
+//! would block, and its reactor allocates a few small objects per read and write. A patched
+//! glommio that moves the bytes through the ring is parked in `third-party/glommio` until a
+//! lost wake-up in it is found (its `PATCHES.md`).
 //!
 //! ```no_run
 //! use runtime_uring::{probe, Server, UringOptions};

@@ -32,18 +32,17 @@ pub struct UringOptions {
     /// Busy-poll this long before an idle executor sleeps: a faster wake-up for the next frame,
     /// paid for with a CPU kept busy (`--spin-us`). `None`: sleep at once.
     pub spin: Option<Duration>,
-    /// glommio's registered I/O memory per executor, in bytes. It serves file I/O only (socket
-    /// operations use a receive and a send buffer of each connection's own), so the 64 KiB
-    /// minimum is enough; glommio's default of 10 MiB would cost 10 MiB of RSS per executor for
-    /// nothing.
+    /// glommio's registered I/O memory per executor, in bytes. It serves file I/O only (this
+    /// runtime's sockets read into each connection's own buffers), so the 64 KiB minimum is
+    /// enough; glommio's default of 10 MiB would cost 10 MiB of RSS per executor for nothing.
     pub io_memory: usize,
     /// The CPUs executors may be pinned to (`None`: every usable CPU). On a box shared with
     /// HAProxy, give the agent CPUs that HAProxy's `cpu-map` leaves free.
     pub cpus: Option<Vec<usize>>,
-    /// Entries of each of an executor's io_uring rings. Each connection submits at most one
-    /// receive or send per wake-up, so 128 covers hundreds of HAProxy connections per executor
-    /// (glommio queues any excess for the next submission; operations in flight are not
-    /// limited by it).
+    /// Entries of each of an executor's io_uring rings. Socket reads try a plain `recv` first
+    /// and only submit a poll when it would block, so a ring holds at most about one entry per
+    /// idle connection and timer per tick; 128 covers hundreds of HAProxy connections per
+    /// executor (glommio queues any excess for the next submission).
     pub ring_depth: usize,
 }
 
