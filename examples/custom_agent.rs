@@ -131,7 +131,7 @@ pub fn bind(config: ServerConfig) -> io::Result<Bound> {
 fn main() -> io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let config = ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 12345))],
+        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 12345)).into()],
         workers: 2,
         // Timeouts, limits and the engine's settings: the defaults suit HAProxy's.
         ..ServerConfig::default()

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use runtime_core::{ListenAddress, UnixPermissions};
 use spop_core::Capabilities;
 
 pub const AFTER_HELP: &str = "\
@@ -66,6 +67,17 @@ SCORES FROM CIDR LISTS (--scores FILE, repeatable):
   networks per file, the total and the time taken; a reload also logs the lookups so far and
   how many found the address in a list.
 
+UNIX SOCKETS (-a unix:/PATH):
+  On the box of HAProxy, the agent can listen on a socket file instead of TCP:
+      spoa -a unix:/run/spoa/spoa.sock --unix-mode 0660 --unix-owner spoa:haproxy
+  and in haproxy.cfg's agent backend:
+      server iprep-srv unix@/run/spoa/spoa.sock check
+  HAProxy's user needs write permission on the file (here through its group) and search
+  permission on the directory. --allow-from does not apply to Unix sockets: the file's mode
+  and owner are their access control. A socket file left by an agent that was killed is
+  replaced at start (logged); a path where an agent is listening, or a file that is not a
+  socket, stops the startup. The file is removed at a clean stop (SIGTERM, SIGINT).
+
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
@@ -121,10 +133,24 @@ pub struct Cli {
     #[arg(short = 'n', long = "workers", env = "SPOA_WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
 
-    /// Address to listen on, IP or IP:PORT; repeatable. Default: 127.0.0.1 and ::1 only, since the
-    /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface.
+    /// Address to listen on: IP, IP:PORT, or unix:/PATH (a Unix socket file, absolute path,
+    /// reached by HAProxy as `server x unix@/PATH`; see UNIX SOCKETS); repeatable, TCP and Unix
+    /// may be mixed. Default: 127.0.0.1 and ::1 only, since the agent has no authentication. Use
+    /// 0.0.0.0 or :: to listen on every interface.
     #[arg(short = 'a', long = "address", env = "SPOA_ADDRESS", value_name = "ADDR", value_delimiter = ',', value_parser = parse_address)]
-    pub addresses: Vec<ListenAddress>,
+    pub addresses: Vec<AddressArg>,
+
+    /// Permission bits of the -a unix: socket files, in octal (0660). Connecting needs write
+    /// permission: give it to HAProxy's user or group [default: 0777 less the umask].
+    #[arg(long = "unix-mode", env = "SPOA_UNIX_MODE", value_name = "MODE", value_parser = parse_mode)]
+    pub unix_mode: Option<u32>,
+
+    /// Owner of the -a unix: socket files: USER, USER:GROUP or :GROUP, names or numeric ids
+    /// (spoa:haproxy lets HAProxy's group in with --unix-mode 0660). Changing the owner needs
+    /// root (CAP_CHOWN); a group the agent's user is in does not [default: the agent's user and
+    /// group].
+    #[arg(long = "unix-owner", env = "SPOA_UNIX_OWNER", value_name = "USER[:GROUP]", value_parser = parse_owner)]
+    pub unix_owner: Option<Owner>,
 
     /// Largest frame the agent accepts, in bytes (256 and up). The size used is the smaller of
     /// this and HAProxy's offer (tune.bufsize - 4); the default takes any tune.bufsize up to 64 KiB
@@ -281,7 +307,9 @@ pub struct Cli {
 
     /// Accept connections only from this network (CIDR such as 10.0.0.0/8, or one address);
     /// repeatable. Others are closed at accept with a log line. Default: anyone who can reach the
-    /// listen addresses, which are loopback only unless -a says otherwise.
+    /// listen addresses, which are loopback only unless -a says otherwise. Does not apply to Unix
+    /// sockets (-a unix:...), whose clients have no address: the socket file's mode and owner
+    /// (--unix-mode, --unix-owner) say who may connect.
     #[arg(long = "allow-from", env = "SPOA_ALLOW_FROM", value_name = "CIDR", value_delimiter = ',', value_parser = parse_network)]
     pub allow_from: Vec<ipnet::IpNet>,
 }
@@ -335,23 +363,93 @@ fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("'{s}' is not a network (10.0.0.0/8, 2001:db8::/32) or an address"))
 }
 
-/// A `-a` value: an IP with or without a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ListenAddress {
-    ip: IpAddr,
-    port: Option<u16>,
+/// A `-a` value: an IP with or without a port (`-p` then), or a Unix socket file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressArg {
+    /// An IP address, with its own port or `-p`'s.
+    Ip { ip: IpAddr, port: Option<u16> },
+    /// `unix:/PATH`, checked by [`ListenAddress::unix`].
+    Unix(ListenAddress),
 }
 
-fn parse_address(s: &str) -> Result<ListenAddress, String> {
+fn parse_address(s: &str) -> Result<AddressArg, String> {
+    if let Some(path) = s.strip_prefix("unix:") {
+        return ListenAddress::unix(path).map(AddressArg::Unix);
+    }
     if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
-        return Ok(ListenAddress { ip, port: None });
+        return Ok(AddressArg::Ip { ip, port: None });
     }
     s.parse::<SocketAddr>()
-        .map(|sa| ListenAddress {
+        .map(|sa| AddressArg::Ip {
             ip: sa.ip(),
             port: Some(sa.port()),
         })
-        .map_err(|_| format!("'{s}' is not an IP address or IP:PORT (IPv6 as [::1]:12345)"))
+        .map_err(|_| {
+            format!("'{s}' is not an IP address, IP:PORT (IPv6 as [::1]:12345) or unix:/PATH")
+        })
+}
+
+/// `--unix-mode`: octal permission bits, with or without a leading 0 or 0o.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.trim().trim_start_matches("0o");
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o7777 && !digits.is_empty() => Ok(mode),
+        _ => Err(format!(
+            "'{s}' is not a file mode: octal permission bits such as 0660 or 0666"
+        )),
+    }
+}
+
+/// `--unix-owner`: the uid and gid to give the socket files (`None`: unchanged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+fn parse_owner(s: &str) -> Result<Owner, String> {
+    let (user, group) = match s.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (s, None),
+    };
+    let uid = match user {
+        "" => None,
+        user => Some(user_id(user)?),
+    };
+    let gid = match group {
+        None | Some("") => None,
+        Some(group) => Some(group_id(group)?),
+    };
+    if uid.is_none() && gid.is_none() {
+        return Err(format!(
+            "'{s}' names no user and no group: USER, USER:GROUP or :GROUP"
+        ));
+    }
+    Ok(Owner { uid, gid })
+}
+
+/// A user name or numeric uid, looked up in the system's user database.
+fn user_id(user: &str) -> Result<u32, String> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(found)) => Ok(found.uid.as_raw()),
+        Ok(None) => Err(format!("no user named '{user}'")),
+        Err(e) => Err(format!("cannot look up user '{user}': {e}")),
+    }
+}
+
+/// A group name or numeric gid, looked up in the system's group database.
+fn group_id(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(found)) => Ok(found.gid.as_raw()),
+        Ok(None) => Err(format!("no group named '{group}'")),
+        Err(e) => Err(format!("cannot look up group '{group}': {e}")),
+    }
 }
 
 /// A `-c` value.
@@ -418,17 +516,38 @@ pub const DEFAULT_WORKERS: u16 = 5;
 
 impl Cli {
     /// The addresses to bind.
-    pub fn listen_addresses(&self) -> Vec<SocketAddr> {
+    pub fn listen_addresses(&self) -> Vec<ListenAddress> {
         if self.addresses.is_empty() {
             return vec![
-                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port),
-                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), self.port),
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), self.port).into(),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), self.port).into(),
             ];
         }
         self.addresses
             .iter()
-            .map(|a| SocketAddr::new(a.ip, a.port.unwrap_or(self.port)))
+            .map(|a| match a {
+                AddressArg::Ip { ip, port } => {
+                    SocketAddr::new(*ip, port.unwrap_or(self.port)).into()
+                }
+                AddressArg::Unix(address) => address.clone(),
+            })
             .collect()
+    }
+
+    /// Whether any -a is a Unix socket.
+    pub fn has_unix_address(&self) -> bool {
+        self.addresses
+            .iter()
+            .any(|a| matches!(a, AddressArg::Unix(_)))
+    }
+
+    /// The mode and owner of the Unix socket files.
+    pub fn unix_permissions(&self) -> UnixPermissions {
+        UnixPermissions {
+            mode: self.unix_mode,
+            owner: self.unix_owner.and_then(|o| o.uid),
+            group: self.unix_owner.and_then(|o| o.gid),
+        }
     }
 
     /// The capabilities to announce.

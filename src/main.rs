@@ -6,11 +6,10 @@ mod metrics;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use runtime_core::ServerConfig;
+use runtime_core::{ListenAddress, ServerConfig};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{limit, Cli, Generate, RuntimeChoice, DEFAULT_WORKERS};
@@ -222,8 +221,12 @@ fn run(cli: &Cli) -> Result<(), String> {
     if cli.workers.is_some() && choice.runtime == Runtime::Std {
         log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
     }
+    if (cli.unix_mode.is_some() || cli.unix_owner.is_some()) && !cli.has_unix_address() {
+        log::warn!("--unix-mode and --unix-owner apply to -a unix:/PATH sockets only: ignored");
+    }
     let config = ServerConfig {
         addresses: cli.listen_addresses(),
+        unix: cli.unix_permissions(),
         workers: choice.workers,
         engine: spop_core::Config {
             max_frame_size: cli.max_frame_size,
@@ -249,42 +252,42 @@ fn run(cli: &Cli) -> Result<(), String> {
         .with_scores(scores.clone());
 
     // The same three steps on either runtime: bind, log the startup line, serve until a signal.
-    let (addresses, details, stop, serve): (Vec<SocketAddr>, String, StopFn, ServeFn) = match choice
-        .runtime
-    {
-        Runtime::Std => {
-            let server = runtime_std::Server::bind(config.clone()).map_err(|e| e.to_string())?;
-            let handle = server.shutdown_handle();
-            (
-                server.local_addrs(),
-                "a thread per connection".to_string(),
-                Box::new(move || handle.shutdown()),
-                Box::new(move || server.run(factory)),
-            )
-        }
-        #[cfg(target_os = "linux")]
-        Runtime::Uring => {
-            let options = runtime_uring::UringOptions {
-                spin: cli.spin(),
-                cpus: cli.cpus.clone().map(|c| c.0),
-                ..Default::default()
-            };
-            let server =
-                runtime_uring::Server::bind(config.clone(), options).map_err(|e| e.to_string())?;
-            let handle = server.shutdown_handle();
-            let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
-            let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
-            if let Some(spin) = cli.spin() {
-                details.push_str(&format!(", spin {} us", spin.as_micros()));
+    let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
+        match choice.runtime {
+            Runtime::Std => {
+                let server =
+                    runtime_std::Server::bind(config.clone()).map_err(|e| e.to_string())?;
+                let handle = server.shutdown_handle();
+                (
+                    server.listen_addresses(),
+                    "a thread per connection".to_string(),
+                    Box::new(move || handle.shutdown()),
+                    Box::new(move || server.run(factory)),
+                )
             }
-            (
-                server.local_addrs(),
-                details,
-                Box::new(move || handle.shutdown()),
-                Box::new(move || server.run(factory)),
-            )
-        }
-    };
+            #[cfg(target_os = "linux")]
+            Runtime::Uring => {
+                let options = runtime_uring::UringOptions {
+                    spin: cli.spin(),
+                    cpus: cli.cpus.clone().map(|c| c.0),
+                    ..Default::default()
+                };
+                let server = runtime_uring::Server::bind(config.clone(), options)
+                    .map_err(|e| e.to_string())?;
+                let handle = server.shutdown_handle();
+                let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
+                let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
+                if let Some(spin) = cli.spin() {
+                    details.push_str(&format!(", spin {} us", spin.as_micros()));
+                }
+                (
+                    server.listen_addresses(),
+                    details,
+                    Box::new(move || handle.shutdown()),
+                    Box::new(move || server.run(factory)),
+                )
+            }
+        };
     // Before the startup line: whoever waits for that line can scrape at once.
     if let Some(address) = cli.metrics_address {
         let bound = metrics::serve(
@@ -294,6 +297,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             scores.clone(),
         )?;
         log::info!("metrics at http://{bound}/metrics");
+    }
+    #[cfg(unix)]
+    for address in &addresses {
+        if let ListenAddress::Unix(path) = address {
+            log::info!(
+                "unix socket {}: {} (HAProxy's user needs write permission on it)",
+                path.display(),
+                runtime_core::describe_socket_file(path)
+            );
+        }
     }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(

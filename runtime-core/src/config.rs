@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use spop_core::Handler;
 
+use crate::address::{ListenAddress, Peer};
 use crate::metrics::{Metrics, RefusedBy};
 
 /// Makes the application's handlers: one per worker (uring) or per connection (std), so handler
@@ -37,8 +38,11 @@ where
 /// How an agent listens and treats its connections.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Where to listen.
-    pub addresses: Vec<SocketAddr>,
+    /// Where to listen: TCP addresses and Unix socket files.
+    pub addresses: Vec<ListenAddress>,
+    /// Mode and owner of the Unix socket files: their access control, since `allow_from`
+    /// cannot apply to clients without an address.
+    pub unix: UnixPermissions,
     /// Worker count, for runtimes that have workers (uring: one pinned executor each). The std
     /// runtime has none: each connection is its own thread, bounded by `max_connections`.
     pub workers: usize,
@@ -54,7 +58,8 @@ pub struct ServerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a graceful shutdown waits for connections to finish.
     pub shutdown_timeout: Duration,
-    /// Networks allowed to connect; empty: everyone who can reach the listeners.
+    /// Networks allowed to connect over TCP; empty: everyone who can reach the listeners. Unix
+    /// socket clients have no address: the socket file's [`UnixPermissions`] decide.
     pub allow_from: Vec<ipnet::IpNet>,
     /// What is counted for operators; off by default ([`Metrics::enabled`] to count).
     pub metrics: Metrics,
@@ -62,13 +67,15 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Whether a connection from `peer` may be served while `open` others are: the admission
-    /// both runtimes apply at accept (a refusal is counted in the metrics). An IPv4 peer on an IPv6 socket (`::ffff:a.b.c.d`) is
-    /// matched as IPv4.
-    pub fn admit(&self, peer: IpAddr, open: usize) -> Result<(), Refusal> {
-        let peer = peer.to_canonical();
-        if !(self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&peer))) {
-            self.metrics.refused(RefusedBy::AllowFrom);
-            return Err(Refusal::NotAllowed);
+    /// both runtimes apply at accept (a refusal is counted in the metrics). An IPv4 peer on an
+    /// IPv6 socket (`::ffff:a.b.c.d`) is matched as IPv4; a Unix socket client, which has no
+    /// address, is not subject to `allow_from` (its socket file's permissions let it in).
+    pub fn admit(&self, peer: &Peer, open: usize) -> Result<(), Refusal> {
+        if let Some(ip) = peer.ip() {
+            if !self.allowed(ip) {
+                self.metrics.refused(RefusedBy::AllowFrom);
+                return Err(Refusal::NotAllowed);
+            }
         }
         if open >= self.max_connections {
             self.metrics.refused(RefusedBy::Limit);
@@ -77,6 +84,25 @@ impl ServerConfig {
             });
         }
         Ok(())
+    }
+}
+
+/// The access control of a Unix socket: who may connect is who may write to its file. `None`
+/// leaves what `bind` gives (mode `0777` less the umask; the agent's user and group).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnixPermissions {
+    /// Permission bits of the socket file (HAProxy's user needs write permission).
+    pub mode: Option<u32>,
+    /// Owner (uid).
+    pub owner: Option<u32>,
+    /// Group (gid).
+    pub group: Option<u32>,
+}
+
+impl ServerConfig {
+    fn allowed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&ip))
     }
 }
 
@@ -107,9 +133,10 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             addresses: vec![
-                SocketAddr::from(([127, 0, 0, 1], 12345)),
-                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 12345)),
+                SocketAddr::from(([127, 0, 0, 1], 12345)).into(),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 12345)).into(),
             ],
+            unix: UnixPermissions::default(),
             workers: 5,
             engine: spop_core::Config::default(),
             max_connections: 10_000,

@@ -8,7 +8,11 @@
 //! - [`ServerConfig`] and [`HandlerFactory`]: what a runtime is given; admission at accept
 //!   ([`ServerConfig::admit`]);
 //! - [`Connections`]: how many connections are open, per worker, and their ids;
-//! - [`listen`](listen()), [`wake_address`]: listening sockets and the accept-side log lines;
+//! - [`ListenAddress`], [`Peer`]: where an agent listens (TCP or a Unix socket file) and who is
+//!   connected, in log lines and admission;
+//! - [`listen_all`], [`wake`]: listening sockets from listen addresses (a Unix socket's file:
+//!   stale ones replaced, mode and owner, removed at the stop), how a runtime wakes its own
+//!   accept loops at the stop, and the accept-side log lines;
 //! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited;
 //! - [`Metrics`]: what is counted for operators, per connection without a lock (see [`metrics`]).
 //!
@@ -21,6 +25,7 @@
 //! opens a session per connection with [`session::open`], and runs the loop shown in
 //! [`session`].
 
+mod address;
 mod config;
 mod connections;
 mod cpus;
@@ -29,15 +34,20 @@ mod listen;
 pub mod metrics;
 mod report;
 pub mod session;
+#[cfg(unix)]
+mod socket_file;
 
-pub use config::{HandlerFactory, Refusal, ServerConfig};
+pub use address::{ListenAddress, Peer, UNIX_PATH_MAX};
+pub use config::{HandlerFactory, Refusal, ServerConfig, UnixPermissions};
 pub use connections::{Connections, Live};
 pub use cpus::{format_cpu_list, parse_cpu_list, CpuList};
 pub use limiter::LogLimiter;
 pub use listen::{
-    listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address,
-    ACCEPT_BACKOFF, LISTEN_BACKLOG,
+    listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake, wake_address,
+    Listener, Listeners, ACCEPT_BACKOFF, LISTEN_BACKLOG,
 };
 pub use metrics::Metrics;
 pub use report::{report, End};
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};
+#[cfg(unix)]
+pub use socket_file::{describe as describe_socket_file, listen_unix, SocketFile};

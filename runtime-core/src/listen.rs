@@ -1,12 +1,20 @@
-//! Listening sockets, the same for every runtime, and the log lines of accepting.
+//! Listening sockets from listen addresses, the same for every runtime, how a runtime wakes
+//! its own accept loops, and the log lines of accepting.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Refusal;
+use crate::address::{ListenAddress, Peer};
+use crate::config::{Refusal, UnixPermissions};
 use crate::limited_warn;
 use crate::limiter::LogLimiter;
+#[cfg(unix)]
+use crate::socket_file::{listen_unix, SocketFile};
 
 /// The accept queue asked of the kernel (capped by `net.core.somaxconn`). std's own `bind` asks
 /// for 128, which a HAProxy reload overflows: on reload every SPOE connection reopens at once,
@@ -37,25 +45,106 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Binds every address, saying which one failed.
-pub fn listen_all(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
+/// A listening socket, as a runtime takes it over.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix socket listener; its file belongs to [`Listeners::files`].
+    #[cfg(unix)]
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Where it listens (with the real port when 0 was asked).
+    pub fn address(&self) -> io::Result<ListenAddress> {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().map(ListenAddress::Tcp),
+            #[cfg(unix)]
+            Listener::Unix(listener) => {
+                let addr = listener.local_addr()?;
+                let path = addr.as_pathname().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "unix listener without a path")
+                })?;
+                Ok(ListenAddress::Unix(path.to_path_buf()))
+            }
+        }
+    }
+
+    /// How this listener's clients are named when they have no address of their own (Unix
+    /// socket clients); `None` for TCP, whose clients are named by their address. Made once per
+    /// listener, cloned per connection.
+    pub fn unix_peer(&self) -> Option<Peer> {
+        match self.address() {
+            Ok(ListenAddress::Unix(path)) => Some(Peer::Unix(Arc::from(path.as_path()))),
+            _ => None,
+        }
+    }
+}
+
+/// Every listener of a server, and the socket files to remove when it stops.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The sockets, in the order of the addresses.
+    pub sockets: Vec<Listener>,
+    /// The Unix socket files created: each is removed when dropped, so keep them until the
+    /// server has stopped.
+    #[cfg(unix)]
+    pub files: Vec<SocketFile>,
+}
+
+impl Listeners {
+    /// Where the listeners listen.
+    pub fn addresses(&self) -> Vec<ListenAddress> {
+        self.sockets
+            .iter()
+            .filter_map(|l| l.address().ok())
+            .collect()
+    }
+}
+
+/// Binds every address, saying which one failed. A Unix socket's file gets `unix` permissions
+/// (see [`listen_unix`] for a file already there); files created before a failure are removed.
+pub fn listen_all(
+    addresses: &[ListenAddress],
+    #[cfg_attr(not(unix), allow(unused_variables))] unix: &UnixPermissions,
+) -> io::Result<Listeners> {
     if addresses.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "no listen address",
         ));
     }
-    addresses
-        .iter()
-        .map(|addr| {
-            listen(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
-        })
-        .collect()
+    let mut listeners = Listeners::default();
+    for address in addresses {
+        let failed =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
+        match address {
+            ListenAddress::Tcp(addr) => {
+                listeners
+                    .sockets
+                    .push(Listener::Tcp(listen(*addr).map_err(failed)?));
+            }
+            #[cfg(unix)]
+            ListenAddress::Unix(path) => {
+                let (listener, file) = listen_unix(path, unix).map_err(failed)?;
+                listeners.sockets.push(Listener::Unix(listener));
+                listeners.files.push(file);
+            }
+            #[cfg(not(unix))]
+            ListenAddress::Unix(_) => {
+                return Err(failed(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "Unix sockets need a Unix system",
+                )))
+            }
+        }
+    }
+    Ok(listeners)
 }
 
 /// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
-/// loopback): how a runtime wakes its own accept loops at shutdown.
+/// loopback).
 pub fn wake_address(addr: SocketAddr) -> SocketAddr {
     let mut target = addr;
     if addr.ip().is_unspecified() {
@@ -67,8 +156,28 @@ pub fn wake_address(addr: SocketAddr) -> SocketAddr {
     target
 }
 
+/// Wakes an accept loop blocked on the listener at `address` with a connection of our own: how
+/// a runtime stops accepting (the loop sees the stop flag once it wakes). Never blocks long: a
+/// Unix connect does not wait for a full queue (a full queue means the loop is awake anyway).
+pub fn wake(address: &ListenAddress) {
+    match address {
+        ListenAddress::Tcp(addr) => {
+            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_millis(200));
+        }
+        #[cfg(unix)]
+        ListenAddress::Unix(path) => wake_unix(path),
+        #[cfg(not(unix))]
+        ListenAddress::Unix(_) => {}
+    }
+}
+
+#[cfg(unix)]
+fn wake_unix(path: &Path) {
+    let _ = crate::socket_file::probe(path);
+}
+
 /// Logs (rate-limited) a connection closed at accept.
-pub fn log_refusal(peer: SocketAddr, refusal: Refusal) {
+pub fn log_refusal(peer: &Peer, refusal: Refusal) {
     limited_warn!(ACCEPT_WARNINGS, peer:% = peer; "{peer}: refused, {refusal}");
 }
 

@@ -2,10 +2,10 @@
 //! peer faults as rate-limited warnings.
 
 use std::io;
-use std::net::SocketAddr;
 
 use spop_core::Close;
 
+use crate::address::Peer;
 use crate::limited_warn;
 use crate::limiter::LogLimiter;
 use crate::session::Session;
@@ -30,7 +30,7 @@ pub enum End {
 
 /// Logs the end of connection `id` from `peer`: a debug line for normal ends, a rate-limited
 /// warning for a protocol fault or a peer that vanished in the middle of a frame.
-pub fn report<const FRAG: usize>(peer: SocketAddr, id: u64, session: &Session<FRAG>, end: End) {
+pub fn report<const FRAG: usize>(peer: &Peer, id: u64, session: &Session<FRAG>, end: End) {
     let acks = session.engine().stats().acks;
     if let Some(probe) = session.probe() {
         probe.ended(&end, session.buffered() > 0);

@@ -20,5 +20,6 @@
 //! ```
 
 mod server;
+mod stream;
 
 pub use server::{Server, ShutdownHandle};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, wake_address,
-    Connections, HandlerFactory, Live, ServerConfig, ACCEPT_BACKOFF,
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, wake, Connections,
+    HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
 };
 use spop_core::{Capabilities, Handler};
+
+use crate::stream::Stream;
 
 /// Connection threads keep their buffers on the heap; a small stack lets thousands coexist.
 const CONNECTION_STACK: usize = 256 * 1024;
@@ -22,7 +24,7 @@ const FRAGMENTING_CONNECTION_STACK: usize = 2 * 1024 * 1024;
 
 /// Bound listeners, ready to serve.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     config: ServerConfig,
     shared: Arc<Shared>,
 }
@@ -34,7 +36,7 @@ struct Shared {
     connections: Arc<Connections>,
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
-    streams: Mutex<HashMap<u64, TcpStream>>,
+    streams: Mutex<HashMap<u64, Stream>>,
 }
 
 /// Asks a running [`Server`] to stop; cloneable and usable from any thread (a signal handler
@@ -62,7 +64,7 @@ impl ShutdownHandle {
 impl Server {
     /// Binds every address of `config`.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
-        let listeners = listen_all(&config.addresses)?;
+        let listeners = listen_all(&config.addresses, &config.unix)?;
         let connections = Connections::new(1);
         config.metrics.watch(&connections);
         Ok(Server {
@@ -78,12 +80,17 @@ impl Server {
         })
     }
 
-    /// The bound addresses (with the real port when 0 was asked).
+    /// The bound TCP addresses (with the real port when 0 was asked).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
+        self.listen_addresses()
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(ListenAddress::tcp)
             .collect()
+    }
+
+    /// Every bound address, TCP and Unix.
+    pub fn listen_addresses(&self) -> Vec<ListenAddress> {
+        self.listeners.addresses()
     }
 
     /// A handle that stops this server.
@@ -98,19 +105,21 @@ impl Server {
     pub fn run<F: HandlerFactory>(self, factory: F) -> io::Result<usize> {
         let factory = Arc::new(factory);
         let config = Arc::new(self.config);
-        let addrs: Vec<SocketAddr> = self
-            .listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+        let addrs = self.listeners.addresses();
+        // The socket files stay until every connection is done: dropped when this returns.
+        let Listeners {
+            sockets,
+            #[cfg(unix)]
+                files: _files,
+        } = self.listeners;
         let mut acceptors = Vec::new();
-        for listener in self.listeners {
+        for listener in sockets {
             let (factory, config, shared) = (
                 Arc::clone(&factory),
                 Arc::clone(&config),
                 Arc::clone(&self.shared),
             );
-            let name = format!("accept {}", listener.local_addr()?);
+            let name = format!("accept {}", listener.address()?);
             acceptors.push(
                 thread::Builder::new()
                     .name(name)
@@ -136,7 +145,7 @@ impl Server {
 
         // Stop accepting: wake each accept thread with a connection of our own.
         for addr in &addrs {
-            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_millis(200));
+            wake(addr);
         }
         for acceptor in acceptors {
             let _ = acceptor.join();
@@ -166,14 +175,26 @@ impl Server {
     }
 }
 
+/// Accepts a connection: the stream and who it is from.
+fn accept(listener: &Listener, unix_peer: Option<&Peer>) -> io::Result<(Stream, Peer)> {
+    match (listener, unix_peer) {
+        (Listener::Tcp(l), _) => l.accept().map(|(s, addr)| (Stream::Tcp(s), Peer::Ip(addr))),
+        #[cfg(unix)]
+        (Listener::Unix(l), Some(peer)) => l.accept().map(|(s, _)| (Stream::Unix(s), peer.clone())),
+        #[cfg(unix)]
+        (Listener::Unix(_), None) => Err(io::Error::other("unix listener without a path")),
+    }
+}
+
 fn accept_loop<F: HandlerFactory>(
-    listener: TcpListener,
+    listener: Listener,
     factory: Arc<F>,
     config: Arc<ServerConfig>,
     shared: Arc<Shared>,
 ) {
+    let unix_peer = listener.unix_peer();
     loop {
-        let accepted = listener.accept();
+        let accepted = accept(&listener, unix_peer.as_ref());
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
@@ -186,8 +207,8 @@ fn accept_loop<F: HandlerFactory>(
                 continue;
             }
         };
-        if let Err(refusal) = config.admit(peer.ip(), shared.connections.count()) {
-            log_refusal(peer, refusal);
+        if let Err(refusal) = config.admit(&peer, shared.connections.count()) {
+            log_refusal(&peer, refusal);
             continue;
         }
         let live = shared.connections.open(0);
@@ -207,10 +228,12 @@ fn accept_loop<F: HandlerFactory>(
             Arc::clone(&config),
             Arc::clone(&shared),
         );
+        let name = peer.clone();
         let spawned = thread::Builder::new()
             .name(format!("conn {id}"))
             .stack_size(stack)
             .spawn(move || {
+                log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
                 let conn = Connection {
                     stream,
                     peer,
@@ -219,14 +242,13 @@ fn accept_loop<F: HandlerFactory>(
                     _registered: registered,
                     live,
                 };
-                log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
                 let hint = conn.handler.ack_size_hint();
                 if let Err(e) = session::open(&config, hint, Instant::now(), conn) {
-                    log::error!("{peer}: {e}");
+                    log::error!("{name}: {e}");
                 }
             });
         if let Err(e) = spawned {
-            log_accept_warning(format_args!("{peer}: cannot start a thread: {e}"));
+            log_accept_warning(format_args!("connection #{id}: cannot start a thread: {e}"));
         }
     }
 }
@@ -239,7 +261,7 @@ struct Registered {
 }
 
 impl Registered {
-    fn new(shared: &Arc<Shared>, id: u64, stream: &TcpStream) -> Registered {
+    fn new(shared: &Arc<Shared>, id: u64, stream: &Stream) -> Registered {
         if let (Ok(clone), Ok(mut streams)) = (stream.try_clone(), shared.streams.lock()) {
             streams.insert(id, clone);
         }
@@ -261,8 +283,8 @@ impl Drop for Registered {
 /// One connection on its own thread: blocking reads and writes, with the socket's timeouts
 /// following the session's deadlines.
 struct Connection<'a, H> {
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
     handler: H,
     stopping: &'a AtomicBool,
     _registered: Registered,
@@ -273,7 +295,7 @@ impl<H: Handler> Serve for Connection<'_, H> {
     type Output = ();
 
     fn serve<const FRAG: usize>(mut self, mut session: Box<Session<FRAG>>) {
-        let _ = self.stream.set_nodelay(true);
+        self.stream.set_nodelay();
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
         // One clock read per read or write: the instant an I/O completed is the session's `now`
@@ -308,6 +330,6 @@ impl<H: Handler> Serve for Connection<'_, H> {
         let id = self.live.id();
         drop(self.live);
         let _ = self.stream.shutdown(Shutdown::Both);
-        report(self.peer, id, &session, end);
+        report(&self.peer, id, &session, end);
     }
 }

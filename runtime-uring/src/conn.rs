@@ -2,7 +2,7 @@
 //! glommio's async reads and writes.
 
 use std::cell::RefCell;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
-use runtime_core::{report, Live, ServerConfig};
+use runtime_core::{report, Live, Peer, ServerConfig};
 use spop_core::Handler;
 
 use crate::alloc_probe::{ours, theirs};
@@ -31,7 +31,7 @@ pub(crate) struct Worker<H> {
 
 impl<H: Handler + 'static> Worker<H> {
     /// Serves `stream` on this executor.
-    pub(crate) fn start(self: &Rc<Self>, stream: TcpStream, peer: SocketAddr, live: Live) {
+    pub(crate) fn start(self: &Rc<Self>, stream: TcpStream, peer: Peer, live: Live) {
         log::debug!(
             peer:% = peer, connection = live.id(), worker = self.index;
             "{peer}: connection #{} opened (worker {})",
@@ -39,6 +39,7 @@ impl<H: Handler + 'static> Worker<H> {
             self.index
         );
         let hint = self.handler.borrow().ack_size_hint();
+        let id = live.id();
         let conn = Connection {
             stream,
             peer,
@@ -46,15 +47,16 @@ impl<H: Handler + 'static> Worker<H> {
             live,
         };
         if let Err(e) = session::open(&self.config, hint, Instant::now(), conn) {
-            log::error!("{peer}: {e}");
+            log::error!("connection #{id}: {e}");
         }
     }
 }
 
 /// A connection about to become a task.
 struct Connection<H> {
+    /// A TCP or a Unix socket, both through glommio's `TcpStream` (see `server::adopt`).
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     worker: Rc<Worker<H>>,
     live: Live,
 }
@@ -71,7 +73,9 @@ impl<H: Handler + 'static> Connection<H> {
     async fn run<const FRAG: usize>(mut self, mut session: Box<Session<FRAG>>) {
         let worker = Rc::clone(&self.worker);
         let slot = worker.stop.register();
-        let _ = self.stream.set_nodelay(true);
+        if let Peer::Ip(_) = self.peer {
+            let _ = self.stream.set_nodelay(true);
+        }
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
         // Once the executor stops: the read side is shut, what was received is still read and
@@ -134,6 +138,6 @@ impl<H: Handler + 'static> Connection<H> {
         let id = self.live.id();
         drop(self.live);
         let _ = self.stream.shutdown(Shutdown::Both).await;
-        report(self.peer, id, &session, end);
+        report(&self.peer, id, &session, end);
     }
 }

@@ -2,8 +2,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, TcpStream as StdTcpStream};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -14,8 +14,8 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, S
 use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address, Connections,
-    HandlerFactory, Live, ServerConfig, ACCEPT_BACKOFF,
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, wake, Connections,
+    HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
 };
 use spop_core::Handler;
 
@@ -82,7 +82,7 @@ impl Default for UringOptions {
 /// max 10.8–11.6 ms): the hand-off costs nothing measurable. Executor 0 pays for accepting, a
 /// few microseconds per connection.
 pub struct Server {
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Listeners,
     config: ServerConfig,
     options: UringOptions,
     cpus: Vec<usize>,
@@ -140,7 +140,7 @@ impl Server {
         }
         probe(config.workers)?;
         let cpus = spread_cpus(config.workers, options.cpus.as_deref())?;
-        let listeners = listen_all(&config.addresses)?;
+        let listeners = listen_all(&config.addresses, &config.unix)?;
         let connections = Connections::new(cpus.len());
         config.metrics.watch(&connections);
         let shared = Arc::new(Shared {
@@ -158,12 +158,17 @@ impl Server {
         })
     }
 
-    /// The bound addresses (with the real port when 0 was asked).
+    /// The bound TCP addresses (with the real port when 0 was asked).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
+        self.listen_addresses()
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(ListenAddress::tcp)
             .collect()
+    }
+
+    /// Every bound address, TCP and Unix.
+    pub fn listen_addresses(&self) -> Vec<ListenAddress> {
+        self.listeners.addresses()
     }
 
     /// The CPU each worker's executor is pinned to, by worker.
@@ -190,10 +195,12 @@ impl Server {
             cpus,
             shared,
         } = self;
-        let addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+        let addrs = listeners.addresses();
+        // The socket files stay until every connection is done: dropped when this returns.
+        let Listeners {
+            sockets: listeners,
+            files: _files,
+        } = listeners;
         let factory = Arc::new(factory);
         let config = Arc::new(config);
 
@@ -279,7 +286,7 @@ impl Server {
         // Wake the accept loops with a connection of our own; the closed hand-off channels
         // then tell the other executors to drain.
         for addr in &addrs {
-            let _ = StdTcpStream::connect_timeout(&wake_address(*addr), Duration::from_millis(200));
+            wake(addr);
         }
         let (left, panicked) = join_all(threads);
         if let Some(worker) = exited_early {
@@ -312,14 +319,14 @@ fn join_all(threads: Vec<JoinHandle<usize>>) -> (usize, usize) {
 /// A connection on its way from the acceptor to another executor.
 struct Handoff {
     stream: AcceptedTcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     live: Live,
 }
 
 enum Role {
     /// Executor 0: accepts on every listener and hands connections out.
     Acceptor {
-        listeners: Vec<std::net::TcpListener>,
+        listeners: Vec<Listener>,
         senders: Vec<SharedSender<Handoff>>,
     },
     /// The others: serve what executor 0 hands them.
@@ -407,7 +414,7 @@ impl<F: HandlerFactory> Start<F> {
 /// and this executor drains its own connections.
 async fn acceptor<H: Handler + 'static>(
     worker: Rc<Worker<H>>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Listener>,
     senders: Vec<SharedSender<Handoff>>,
 ) -> usize {
     let mut connected = Vec::with_capacity(senders.len());
@@ -421,7 +428,14 @@ async fn acceptor<H: Handler + 'static>(
     });
     let loops: Vec<_> = listeners
         .into_iter()
-        .map(|listener| glommio::spawn_local(accept_loop(adopt(listener), Rc::clone(&dispatch))))
+        .map(|listener| {
+            let unix_peer = listener.unix_peer();
+            glommio::spawn_local(accept_loop(
+                adopt(listener),
+                unix_peer,
+                Rc::clone(&dispatch),
+            ))
+        })
         .collect();
     for accept in loops {
         accept.await;
@@ -457,13 +471,24 @@ async fn drain<H>(worker: &Worker<H>) -> usize {
 
 /// Takes over a listener bound by [`Server::bind`], so its address is known (port 0 resolved)
 /// before any executor exists and no connection is lost between binding and serving.
+///
+/// A Unix listener is driven through glommio's `TcpListener` too, and its connections through
+/// `TcpStream`: glommio 0.9's `UnixStream` has no read or write timeouts (the session's hello,
+/// frame and write deadlines would be lost), and its `UnixListener` can neither adopt a bound
+/// socket nor take a deep backlog. glommio's TCP types are file descriptors under the same
+/// family-blind calls (accept, recv, send, poll, shutdown); the TCP-only ones (`peer_addr`,
+/// `set_nodelay`) are never made on a Unix connection ([`Peer::Unix`] says which it is).
 #[allow(unsafe_code)]
-fn adopt(listener: std::net::TcpListener) -> TcpListener {
-    // SAFETY: `into_raw_fd` releases a valid, bound and listening TCP socket that nothing else
-    // owns any more; glommio's listener becomes its only owner and closes it on drop. glommio
-    // has no safe constructor from a std listener, and binding anew in the executor would lose
-    // the port chosen for port 0 and race other processes for it.
-    unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
+fn adopt(listener: Listener) -> TcpListener {
+    let fd = match listener {
+        Listener::Tcp(listener) => OwnedFd::from(listener),
+        Listener::Unix(listener) => OwnedFd::from(listener),
+    };
+    // SAFETY: `into_raw_fd` releases a valid, bound and listening stream socket that nothing
+    // else owns any more; glommio's listener becomes its only owner and closes it on drop.
+    // glommio has no safe constructor from a std listener, and binding anew in the executor
+    // would lose the port chosen for port 0 and race other processes for it.
+    unsafe { TcpListener::from_raw_fd(fd.into_raw_fd()) }
 }
 
 /// Hands accepted connections to executors.
@@ -477,7 +502,7 @@ struct Dispatch<H> {
 }
 
 impl<H: Handler + 'static> Dispatch<H> {
-    async fn hand_out(&self, stream: AcceptedTcpStream, peer: SocketAddr) {
+    async fn hand_out(&self, stream: AcceptedTcpStream, peer: Peer) {
         let connections = &self.worker.shared.connections;
         let target = connections.least_loaded(self.next.get());
         self.next.set(target + 1);
@@ -490,10 +515,11 @@ impl<H: Handler + 'static> Dispatch<H> {
             if let Some(handoff) = returned(e) {
                 // AcceptedTcpStream has no Drop: bind it so that dropping it closes it.
                 drop(handoff.stream.bind_to_executor());
+                log_accept_warning(format_args!(
+                    "{}: uring worker {target} is gone; connection closed",
+                    handoff.peer
+                ));
             }
-            log_accept_warning(format_args!(
-                "{peer}: uring worker {target} is gone; connection closed"
-            ));
         }
     }
 }
@@ -507,7 +533,12 @@ fn returned<T>(error: GlommioError<T>) -> Option<T> {
     }
 }
 
-async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<Dispatch<H>>) {
+/// Accepts on one listener; `unix_peer` names its clients when it is a Unix socket.
+async fn accept_loop<H: Handler + 'static>(
+    listener: TcpListener,
+    unix_peer: Option<Peer>,
+    dispatch: Rc<Dispatch<H>>,
+) {
     let shared = Arc::clone(&dispatch.worker.shared);
     loop {
         // No timer races the accept: a pending timer costs every reactor loop of this executor
@@ -529,17 +560,20 @@ async fn accept_loop<H: Handler + 'static>(listener: TcpListener, dispatch: Rc<D
             drop(stream.bind_to_executor());
             return;
         }
-        let peer = match stream.peer_addr() {
-            Ok(peer) => peer,
-            Err(e) => {
-                log::debug!("accepted a connection already gone: {e}");
-                drop(stream.bind_to_executor());
-                continue;
-            }
+        let peer = match &unix_peer {
+            Some(unix) => unix.clone(),
+            None => match stream.peer_addr() {
+                Ok(peer) => Peer::Ip(peer),
+                Err(e) => {
+                    log::debug!("accepted a connection already gone: {e}");
+                    drop(stream.bind_to_executor());
+                    continue;
+                }
+            },
         };
         let config = &dispatch.worker.config;
-        if let Err(refusal) = config.admit(peer.ip(), shared.connections.count()) {
-            log_refusal(peer, refusal);
+        if let Err(refusal) = config.admit(&peer, shared.connections.count()) {
+            log_refusal(&peer, refusal);
             drop(stream.bind_to_executor());
             continue;
         }

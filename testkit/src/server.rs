@@ -9,7 +9,7 @@ use runtime_core::ServerConfig;
 /// machine can collide with it or reach it.
 pub fn loopback(workers: usize) -> ServerConfig {
     ServerConfig {
-        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        addresses: vec![SocketAddr::from(([127, 0, 0, 1], 0)).into()],
         workers,
         ..ServerConfig::default()
     }
