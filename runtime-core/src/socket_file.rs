@@ -110,7 +110,7 @@ fn clear_stale(path: &Path) -> io::Result<()> {
         )),
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
             fs::remove_file(path)?;
-            log::info!("removed stale socket file {shown} (nothing was listening on it)");
+            log::info!("removed stale socket file {shown} (left by an agent that stopped: nothing answered on it)");
             Ok(())
         }
         Err(e) if e.kind() == ErrorKind::WouldBlock => Err(io::Error::new(

@@ -7,7 +7,7 @@
 //!   HAPROXY-DISCONNECT), built with `spop-core`'s encoders and appended to a caller's buffer,
 //!   and the check of a `check-client-ip` ACK. No I/O and no panics: `spoa-loadgen` uses it on
 //!   its hot path.
-//! - [`peer`]: a blocking peer over [`std::net::TcpStream`] for tests: connect and handshake,
+//! - [`peer`]: a blocking peer over a TCP or Unix socket for tests: connect and handshake,
 //!   frames as `Vec`s, whole-frame reads, ACK and AGENT-DISCONNECT checks, pipelined sends. Its
 //!   functions panic with what was wrong, which is how a test fails.
 //! - [`alloc`]: the counting global allocator and the measurement the runtimes' "no allocation

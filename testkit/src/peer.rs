@@ -1,12 +1,14 @@
-//! A blocking HAProxy peer over [`TcpStream`], for tests against an agent on real sockets (its
-//! own process or a server on a thread).
+//! A blocking HAProxy peer over [`TcpStream`] or [`UnixStream`], for tests against an agent on
+//! real sockets (its own process or a server on a thread).
 //!
-//! Connections are plain [`TcpStream`]s, so a test can still split, clone, dribble or reset
+//! Connections are plain std streams, so a test can still split, clone, dribble or reset
 //! them as it likes. Frames come as `Vec`s built by [`frames`](crate::frames). Every function
 //! panics with what was wrong instead of returning an error: that is how a test fails.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 
 use spop_core::frame::LENGTH_SIZE;
@@ -32,23 +34,44 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Opens a connection to a Unix socket ([`READ_TIMEOUT`]), without the handshake.
+pub fn connect_unix(path: &Path) -> UnixStream {
+    let s = UnixStream::connect(path)
+        .unwrap_or_else(|e| panic!("connect to unix:{}: {e}", path.display()));
+    s.set_read_timeout(Some(READ_TIMEOUT))
+        .expect("set the read timeout");
+    s
+}
+
 /// A connection past the handshake: HAProxy 2.6's HELLO offering 16380, AGENT-HELLO read.
 pub fn session(addr: SocketAddr) -> TcpStream {
     session_with(addr, &hello(frames::MAX_FRAME_SIZE))
 }
 
+/// A Unix socket connection past the handshake, as [`session`].
+pub fn session_unix(path: &Path) -> UnixStream {
+    let mut s = connect_unix(path);
+    handshake(&mut s, &hello(frames::MAX_FRAME_SIZE));
+    s
+}
+
 /// A connection past the handshake opened with `hello`.
 pub fn session_with(addr: SocketAddr, hello: &[u8]) -> TcpStream {
     let mut s = connect(addr);
+    handshake(&mut s, hello);
+    s
+}
+
+/// Sends `hello` and checks that the agent answers with AGENT-HELLO.
+pub fn handshake(s: &mut (impl Read + Write), hello: &[u8]) {
     s.write_all(hello).expect("write HAPROXY-HELLO");
-    let (h, p) = read_frame(&mut s).expect("AGENT-HELLO");
+    let (h, p) = read_frame(s).expect("AGENT-HELLO");
     assert_eq!(
         h.frame_type,
         FrameType::AgentHello,
         "handshake answered with {}",
         describe(&h, &p)
     );
-    s
 }
 
 /// Runs one of the [`frames`](crate::frames) builders into a new `Vec`.
@@ -187,8 +210,26 @@ fn describe(header: &FrameHeader, payload: &[u8]) -> String {
     }
 }
 
+/// A stream whose reads can time out: a TCP or a Unix socket.
+pub trait TimedRead: Read {
+    /// As [`TcpStream::set_read_timeout`].
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl TimedRead for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
 /// Reads until the agent closes; true when it did within `timeout` (a reset counts).
-pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+pub fn closed_within(s: &mut impl TimedRead, timeout: Duration) -> bool {
     s.set_read_timeout(Some(timeout))
         .expect("set the read timeout");
     let mut buf = [0u8; 4096];
@@ -204,7 +245,7 @@ pub fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
 
 /// Sends `frame` `count` times, each after the ACK of the one before: one frame per read and per
 /// write on the agent's side.
-pub fn ping_pong(s: &mut TcpStream, frame: &[u8], count: u64) {
+pub fn ping_pong(s: &mut (impl Read + Write), frame: &[u8], count: u64) {
     for i in 0..count {
         s.write_all(frame).expect("write NOTIFY");
         expect_ack(s, i);
@@ -213,7 +254,7 @@ pub fn ping_pong(s: &mut TcpStream, frame: &[u8], count: u64) {
 
 /// Writes `batches` times `batch` copies of `frame` in one write, reading the `batch` ACKs after
 /// each: the agent's reads hold several frames and partial ones.
-pub fn pipelined(s: &mut TcpStream, frame: &[u8], batches: u64, batch: u64) {
+pub fn pipelined(s: &mut (impl Read + Write), frame: &[u8], batches: u64, batch: u64) {
     let bytes = frame.repeat(batch as usize);
     for i in 0..batches {
         s.write_all(&bytes).expect("write NOTIFYs");
@@ -223,7 +264,7 @@ pub fn pipelined(s: &mut TcpStream, frame: &[u8], batches: u64, batch: u64) {
     }
 }
 
-fn expect_ack(s: &mut TcpStream, n: u64) {
+fn expect_ack(s: &mut impl Read, n: u64) {
     let (h, p) = read_frame(s).unwrap_or_else(|| panic!("closed before ACK {n}"));
     assert_eq!(h.frame_type, FrameType::Ack, "{}", describe(&h, &p));
 }
