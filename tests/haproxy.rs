@@ -477,3 +477,88 @@ fn a_listed_client_is_denied_by_the_example_acl_and_a_reload_changes_the_verdict
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn haproxy_reaches_the_agent_over_a_unix_socket() {
+    let _serial = serialized();
+    let dir = std::env::temp_dir().join(format!("spoa-haproxy-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (socket, scores) = (dir.join("spoa.sock"), dir.join("scores.txt"));
+    // 127.0.0.1 is listed with a bad score; ::1 is in no list and gets the default.
+    std::fs::write(&scores, "127.0.0.1 5\n").unwrap();
+    let unix = format!("unix:{}", socket.display());
+    for (label, bin) in haproxies() {
+        for runtime in runtimes() {
+            let agent = Agent::start_on(
+                runtime,
+                &["-a", "127.0.0.1", "-p", "0", "-a", &unix],
+                &[
+                    "--unix-mode",
+                    "0660",
+                    "--scores",
+                    scores.to_str().unwrap(),
+                    "--default-score",
+                    "80",
+                ],
+            );
+            let context = format!("HAProxy {label} over unix@, {} runtime", agent.runtime);
+            let env = [("AGENT_SOCKET", socket.to_str().unwrap())];
+            // No agent on this port: only the socket can answer.
+            let nowhere = free_port();
+            // The test configuration: UP by its SPOP health check over the socket, then scores.
+            let h = Haproxy::start_config_env(
+                &label,
+                &bin,
+                nowhere,
+                "tests/haproxy",
+                "haproxy-test.cfg",
+                &env,
+            );
+            h.wait_up();
+            for v6 in [false, true] {
+                let mut c = h.client(v6);
+                for _ in 0..3 {
+                    let want = if v6 { 80 } else { 5 };
+                    assert_eq!(get(&mut c, "/").score(&context), want, "{context}, v6={v6}");
+                }
+            }
+            drop(h);
+            // The example configuration: its ACL denies the listed client.
+            let h = Haproxy::start_config_env(
+                &label,
+                &bin,
+                nowhere,
+                "examples/haproxy",
+                "haproxy.cfg",
+                &[env[0], ("IPREP_DENY", "1")],
+            );
+            let end = Instant::now() + Duration::from_secs(15);
+            loop {
+                let r = TcpStream::connect(("::1", h.fe_port)).ok().map(|s| {
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    get(&mut Client(BufReader::new(s)), "/")
+                });
+                if r.as_ref().and_then(|r| r.header("x-ip-score")) == Some("80") {
+                    let r = r.unwrap();
+                    assert_eq!(r.header("x-ip-reputation"), Some("good"), "{context}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < end,
+                    "{context}: no score for ::1: {:#?}",
+                    h.logs.lock().unwrap()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+            for _ in 0..3 {
+                assert_eq!(
+                    fresh_get(&h, false).status,
+                    403,
+                    "{context}: 127.0.0.1 denied"
+                );
+                assert_eq!(fresh_get(&h, true).status, 200, "{context}: ::1 allowed");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

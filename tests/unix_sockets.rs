@@ -339,3 +339,21 @@ fn unix_addresses_and_permissions_come_from_the_environment() {
         ping_pong(&mut s, &notify(1, 1, ip()), 1);
     }
 }
+
+#[test]
+fn the_socket_file_of_an_agent_just_killed_is_taken_over_at_once() {
+    // uring's listener outlives its killed process for a few milliseconds (the kernel tears the
+    // ring down afterwards): a restart right after must still take the file over.
+    for runtime in runtimes() {
+        let dir = Dir::new();
+        for round in 0..3 {
+            let agent = start(runtime, &dir.socket(), &[]);
+            let mut s = session_unix(&dir.socket());
+            ping_pong(&mut s, &notify(1, 1, ip()), 1);
+            drop(agent); // SIGKILL, then reaped
+            assert!(dir.socket().exists(), "{runtime} round {round}");
+        }
+        let _agent = start(runtime, &dir.socket(), &[]);
+        ping_pong(&mut session_unix(&dir.socket()), &notify(1, 1, ip()), 1);
+    }
+}

@@ -6,6 +6,7 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::config::UnixPermissions;
 use crate::listen::LISTEN_BACKLOG;
@@ -88,6 +89,10 @@ fn check_directory(path: &Path) -> io::Result<()> {
     }
 }
 
+/// How long a socket file that still answers is watched before it is called live (see
+/// [`clear_stale`]).
+const DYING_LISTENER_GRACE: Duration = Duration::from_millis(500);
+
 /// Removes a socket file nothing listens on (an agent that was killed leaves its file, and
 /// `bind` fails on an existing path); refuses a live one and anything that is not a socket.
 fn clear_stale(path: &Path) -> io::Result<()> {
@@ -103,24 +108,49 @@ fn clear_stale(path: &Path) -> io::Result<()> {
             format!("{shown} exists and is not a socket: not replacing it"),
         ));
     }
-    match probe(path) {
-        Ok(()) => Err(io::Error::new(
-            ErrorKind::AddrInUse,
-            format!("another process is listening on {shown} (another agent running?)"),
-        )),
-        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-            fs::remove_file(path)?;
-            log::info!("removed stale socket file {shown} (left by an agent that stopped: nothing answered on it)");
-            Ok(())
+    // An agent that was just killed can leave a listener that still answers for a moment: the
+    // kernel tears down its io_uring after the process is gone, and the ring's pending accept
+    // holds the socket open (measured: 10-16 ms after the uring runtime was killed and reaped,
+    // under 1 ms for std). Only one that keeps answering is live.
+    let deadline = Instant::now() + DYING_LISTENER_GRACE;
+    loop {
+        let result = probe(path);
+        let answered = match &result {
+            Ok(()) => true,
+            Err(e) => e.kind() == ErrorKind::WouldBlock,
+        };
+        if answered && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Err(io::Error::new(
-            ErrorKind::AddrInUse,
-            format!("another process is listening on {shown} (its accept queue is full)"),
-        )),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("cannot tell whether {shown} is in use: {e}"),
-        )),
+        match result {
+            Ok(()) => {
+                return Err(io::Error::new(
+                    ErrorKind::AddrInUse,
+                    format!("another process is listening on {shown} (another agent running?)"),
+                ))
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                fs::remove_file(path)?;
+                log::info!(
+                    "removed stale socket file {shown} (left by an agent that stopped: nothing answered on it)"
+                );
+                return Ok(());
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    ErrorKind::AddrInUse,
+                    format!("another process is listening on {shown} (its accept queue is full)"),
+                ))
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot tell whether {shown} is in use: {e}"),
+                ))
+            }
+        }
     }
 }
 
