@@ -357,3 +357,28 @@ fn the_socket_file_of_an_agent_just_killed_is_taken_over_at_once() {
         ping_pong(&mut session_unix(&dir.socket()), &notify(1, 1, ip()), 1);
     }
 }
+
+#[test]
+fn the_load_generator_drives_an_agent_on_a_unix_socket() {
+    use spoa_loadgen::{LoadConfig, Shape};
+    for runtime in runtimes() {
+        let dir = Dir::new();
+        let _agent = start(runtime, &dir.socket(), &[]);
+        let config = LoadConfig {
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(5),
+            notifies: Some(4000),
+            ..LoadConfig::new(
+                runtime_core::ListenAddress::unix(dir.socket()).unwrap(),
+                "4x8".parse::<Shape>().unwrap(),
+            )
+        };
+        let result = spoa_loadgen::run(&config).unwrap();
+        assert_eq!(
+            (result.errors, result.total_acks),
+            (0, 4000),
+            "{runtime}: {:?}",
+            result.first_errors
+        );
+    }
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use runtime_core::ListenAddress;
 
 use crate::client::{self, LoadConfig, Shape};
 use crate::matrix::{self, MatrixConfig, ResponderLaunch, DEFAULT_RUNTIMES, DEFAULT_SHAPES};
@@ -25,7 +26,7 @@ MODES:
       first (on 2 CPUs: agent on CPU 1, load on CPU 0), as a thread-per-core agent is deployed.
       Each row is followed by a 1 s counting pass under `strace -c -f` for the agent's system
       calls per ACK (skipped with a note when strace is missing; --no-syscalls to skip).
-  spoa-loadgen --connect HOST:PORT --shape 4x16 [--agent-pid PID]
+  spoa-loadgen --connect HOST:PORT|unix:/PATH --shape 4x16 [--agent-pid PID]
       Loads an agent that is already running; prints the table on stdout.
   spoa-loadgen --responder [--listen 127.0.0.1:0]
       The canned responder alone (prints its address; exits when stdin closes).
@@ -94,8 +95,13 @@ pub struct Args {
     #[arg(long)]
     pub no_canned: bool,
 
-    /// Load an agent that is already running instead of starting one.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "responder")]
+    /// Load an agent that is already running instead of starting one: HOST:PORT, or
+    /// unix:/PATH for an agent on a Unix socket (spoa -a unix:/PATH).
+    #[arg(
+        long,
+        value_name = "HOST:PORT|unix:/PATH",
+        conflicts_with = "responder"
+    )]
     pub connect: Option<String>,
 
     /// With --connect: the agent's pid, for its CPU time per ACK.
@@ -183,6 +189,19 @@ fn raise_open_files_limit() {
     }
 }
 
+/// `--connect`: a Unix socket path, or a host and port resolved to its first address.
+fn connect_target(target: &str) -> Result<ListenAddress, String> {
+    if let Some(path) = target.strip_prefix("unix:") {
+        return ListenAddress::unix(path).map_err(|e| format!("--connect {target}: {e}"));
+    }
+    target
+        .to_socket_addrs()
+        .map_err(|e| format!("--connect {target}: {e}"))?
+        .next()
+        .map(ListenAddress::Tcp)
+        .ok_or_else(|| format!("--connect {target}: no address"))
+}
+
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
     if (0.0..=3600.0).contains(&v) {
         Ok(Duration::from_secs_f64(v))
@@ -243,11 +262,7 @@ fn run(args: Args, command: String) -> Result<bool, String> {
         return Err("--duration must be above 0".into());
     }
     if let Some(target) = &args.connect {
-        let addr = target
-            .to_socket_addrs()
-            .map_err(|e| format!("--connect {target}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--connect {target}: no address"))?;
+        let addr = connect_target(target)?;
         let mut rows = Vec::new();
         let mut clean = true;
         for &shape in &args.shapes {
@@ -258,7 +273,7 @@ fn run(args: Args, command: String) -> Result<bool, String> {
                 threads: usize::from(args.threads),
                 agent_pid: args.agent_pid,
                 notifies: args.notifies,
-                ..LoadConfig::new(addr, shape)
+                ..LoadConfig::new(addr.clone(), shape)
             };
             let mut result = client::run(&config)?;
             // A run with a NOTIFY budget is itself a counting run (scripts/syscalls-per-ack.sh counts

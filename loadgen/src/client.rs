@@ -8,17 +8,18 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
+use runtime_core::ListenAddress;
 use spop_core::Parsed;
 
 use crate::counters;
 use crate::cpu;
 use crate::proto::{self, check_ack, AckError, NotifyEncoder};
+use crate::stream::{Blocking, Stream};
 
 /// How many error messages a run keeps (the count covers all of them).
 pub const KEPT_ERRORS: usize = 5;
@@ -70,8 +71,8 @@ impl FromStr for Shape {
 /// One load run.
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
-    /// The agent (or canned responder).
-    pub addr: SocketAddr,
+    /// The agent (or canned responder): TCP or a Unix socket.
+    pub addr: ListenAddress,
     /// Connections and depth.
     pub shape: Shape,
     /// Load before the measured window (not counted).
@@ -94,9 +95,9 @@ pub struct LoadConfig {
 
 impl LoadConfig {
     /// A run of `shape` against `addr` with the default timings (1 s warm-up, 3 s window).
-    pub fn new(addr: SocketAddr, shape: Shape) -> Self {
+    pub fn new(addr: impl Into<ListenAddress>, shape: Shape) -> Self {
         LoadConfig {
-            addr,
+            addr: addr.into(),
             shape,
             warmup: Duration::from_secs(1),
             duration: Duration::from_secs(3),
@@ -172,13 +173,12 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Opens a connection and does the handshake: HAPROXY-HELLO out, AGENT-HELLO checked.
-pub fn handshake(addr: SocketAddr, need_pipelining: bool) -> Result<(TcpStream, Vec<u8>), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+pub fn handshake(
+    addr: &ListenAddress,
+    need_pipelining: bool,
+) -> Result<(Blocking, Vec<u8>), String> {
+    let mut s = Blocking::connect(addr, Duration::from_secs(5))
         .map_err(|e| format!("connect to {addr}: {e}"))?;
-    s.set_nodelay(true)
-        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
     let hello = proto::haproxy_hello().map_err(|e| format!("encode HAPROXY-HELLO: {e}"))?;
     s.write_all(&hello)
         .map_err(|e| format!("write HAPROXY-HELLO to {addr}: {e}"))?;
@@ -215,12 +215,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
     let shape = config.shape;
     let mut conns = Vec::with_capacity(shape.connections);
     for i in 0..shape.connections {
-        let (stream, leftover) = handshake(config.addr, shape.depth > 1)?;
-        stream
-            .set_nonblocking(true)
+        let (stream, leftover) = handshake(&config.addr, shape.depth > 1)?;
+        let stream = stream
+            .into_nonblocking()
             .map_err(|e| format!("non-blocking socket: {e}"))?;
         conns.push(Conn::new(
-            mio::net::TcpStream::from_std(stream),
+            stream,
             leftover,
             // Distinct addresses per connection: 10.<i>.x.y.
             0x0A00_0000 | ((i as u32 & 0xFF) << 16),
@@ -345,7 +345,7 @@ struct Plan {
 }
 
 struct Conn {
-    stream: mio::net::TcpStream,
+    stream: Stream,
     rbuf: Vec<u8>,
     filled: usize,
     wbuf: Vec<u8>,
@@ -360,7 +360,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(stream: mio::net::TcpStream, leftover: Vec<u8>, first_ip: u32) -> Self {
+    fn new(stream: Stream, leftover: Vec<u8>, first_ip: u32) -> Self {
         let mut rbuf = vec![0u8; READ_CHUNK];
         let filled = leftover.len().min(READ_CHUNK);
         rbuf[..filled].copy_from_slice(&leftover[..filled]);

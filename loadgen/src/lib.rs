@@ -25,5 +25,6 @@ pub mod placement;
 pub mod proto;
 pub mod report;
 pub mod responder;
+pub mod stream;
 
 pub use client::{run, LoadConfig, LoadResult, Shape};

@@ -1,0 +1,143 @@
+//! A connection to the agent, TCP or Unix socket (`--connect unix:/PATH`): the handshake's
+//! blocking stream, then the event loop's non-blocking one.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use runtime_core::ListenAddress;
+
+/// A blocking connection, for the handshake.
+pub enum Blocking {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Blocking {
+    /// Connects (TCP_NODELAY on TCP) with a read timeout of `timeout`.
+    pub fn connect(target: &ListenAddress, timeout: Duration) -> io::Result<Blocking> {
+        let s = match target {
+            ListenAddress::Tcp(addr) => {
+                let s = TcpStream::connect_timeout(addr, timeout)?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(timeout))?;
+                Blocking::Tcp(s)
+            }
+            ListenAddress::Unix(path) => {
+                let s = UnixStream::connect(path)?;
+                s.set_read_timeout(Some(timeout))?;
+                Blocking::Unix(s)
+            }
+        };
+        Ok(s)
+    }
+
+    /// The same socket, non-blocking, for the event loop.
+    pub fn into_nonblocking(self) -> io::Result<Stream> {
+        Ok(match self {
+            Blocking::Tcp(s) => {
+                s.set_nonblocking(true)?;
+                Stream::Tcp(mio::net::TcpStream::from_std(s))
+            }
+            Blocking::Unix(s) => {
+                s.set_nonblocking(true)?;
+                Stream::Unix(mio::net::UnixStream::from_std(s))
+            }
+        })
+    }
+}
+
+impl Read for Blocking {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Blocking::Tcp(s) => s.read(buf),
+            Blocking::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Blocking {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Blocking::Tcp(s) => s.write(buf),
+            Blocking::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A non-blocking connection in the event loop.
+pub enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
