@@ -71,13 +71,21 @@ impl Listener {
         }
     }
 
-    /// How this listener's clients are named when they have no address of their own (Unix
-    /// socket clients); `None` for TCP, whose clients are named by their address. Made once per
-    /// listener, cloned per connection.
+    /// How this listener's clients are named when they have no address of their own: a Unix
+    /// socket's clients, by its file (`unix:(unnamed)` should its path be unknown); `None` for
+    /// TCP, whose clients are named by their address. Made once per listener, cloned per
+    /// connection.
     pub fn unix_peer(&self) -> Option<Peer> {
-        match self.address() {
-            Ok(ListenAddress::Unix(path)) => Some(Peer::Unix(Arc::from(path.as_path()))),
-            _ => None,
+        match self {
+            Listener::Tcp(_) => None,
+            #[cfg(unix)]
+            Listener::Unix(_) => {
+                let path = match self.address() {
+                    Ok(ListenAddress::Unix(path)) => path,
+                    _ => "(unnamed)".into(),
+                };
+                Some(Peer::Unix(Arc::from(path.as_path())))
+            }
         }
     }
 }

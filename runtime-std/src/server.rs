@@ -180,9 +180,12 @@ fn accept(listener: &Listener, unix_peer: Option<&Peer>) -> io::Result<(Stream, 
     match (listener, unix_peer) {
         (Listener::Tcp(l), _) => l.accept().map(|(s, addr)| (Stream::Tcp(s), Peer::Ip(addr))),
         #[cfg(unix)]
-        (Listener::Unix(l), Some(peer)) => l.accept().map(|(s, _)| (Stream::Unix(s), peer.clone())),
-        #[cfg(unix)]
-        (Listener::Unix(_), None) => Err(io::Error::other("unix listener without a path")),
+        (Listener::Unix(l), peer) => l.accept().map(|(s, _)| {
+            let peer = peer
+                .cloned()
+                .unwrap_or_else(|| Peer::Unix(std::path::Path::new("(unnamed)").into()));
+            (Stream::Unix(s), peer)
+        }),
     }
 }
 

@@ -12,6 +12,9 @@
 //! glommio that moves the bytes through the ring is parked in `third-party/glommio` until a
 //! lost wake-up in it is found (its `PATCHES.md`).
 //!
+//! Unix socket listeners (`ListenAddress::Unix`) are served like TCP ones, through glommio's
+//! TCP types: its `UnixStream` has no read or write timeouts (see `server::adopt`).
+//!
 //! ```no_run
 //! use runtime_uring::{probe, Server, UringOptions};
 //! # struct H;
