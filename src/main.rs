@@ -224,8 +224,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     if (cli.unix_mode.is_some() || cli.unix_owner.is_some()) && !cli.has_unix_address() {
         log::warn!("--unix-mode and --unix-owner apply to -a unix:/PATH sockets only: ignored");
     }
+    let addresses = cli.listen_addresses();
+    if !cli.allow_from.is_empty() && addresses.iter().all(|a| a.tcp().is_none()) {
+        log::warn!(
+            "--allow-from applies to TCP listeners only (a Unix socket's file mode and owner say who may connect): ignored"
+        );
+    }
     let config = ServerConfig {
-        addresses: cli.listen_addresses(),
+        addresses,
         unix: cli.unix_permissions(),
         workers: choice.workers,
         engine: spop_core::Config {

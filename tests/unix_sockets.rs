@@ -301,6 +301,22 @@ fn allow_from_does_not_block_unix_clients() {
 }
 
 #[test]
+fn allow_from_with_only_unix_sockets_is_said_to_be_ignored() {
+    let dir = Dir::new();
+    let unix = format!("unix:{}", dir.socket().display());
+    let agent = Agent::start_on("std", &["-a", &unix], &["--allow-from", "192.0.2.0/24"]);
+    assert!(
+        agent.wait_log(
+            "--allow-from applies to TCP listeners only",
+            Duration::from_secs(5)
+        ),
+        "{:?}",
+        agent.logs()
+    );
+    ping_pong(&mut session_unix(&dir.socket()), &notify(1, 1, ip()), 1);
+}
+
+#[test]
 fn help_says_allow_from_does_not_apply_to_unix_sockets() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);

@@ -105,11 +105,22 @@ impl Agent {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("spoa did not start: {:?}", logs.lock().unwrap()));
-        let addr = line
+        let listed: Vec<&str> = line
             .split("listening on ")
             .nth(1)
-            .and_then(|rest| rest.split([',', ';']).next())
-            .and_then(|a| a.trim().parse().ok())
+            .and_then(|rest| rest.split(';').next())
+            .map(|list| list.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        // The first TCP address; an agent on Unix sockets only gets one that nothing answers.
+        let addr = listed
+            .iter()
+            .find_map(|a| a.parse().ok())
+            .or_else(|| {
+                listed
+                    .iter()
+                    .any(|a| a.starts_with("unix:"))
+                    .then(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+            })
             .unwrap_or_else(|| panic!("no address in {line}"));
         Agent {
             child,
