@@ -317,6 +317,30 @@ fn allow_from_with_only_unix_sockets_is_said_to_be_ignored() {
 }
 
 #[test]
+fn a_unix_client_past_max_connections_is_refused_with_a_line_naming_the_socket() {
+    for runtime in runtimes() {
+        let dir = Dir::new();
+        let agent = start(runtime, &dir.socket(), &["--max-connections", "1"]);
+        let mut first = session_unix(&dir.socket());
+        let mut second = connect_unix(&dir.socket());
+        assert!(
+            closed_within(&mut second, Duration::from_secs(5)),
+            "{runtime}: a connection past the limit was kept"
+        );
+        let line = format!(
+            "unix:{}: refused, 1 connections already open",
+            dir.socket().display()
+        );
+        assert!(
+            agent.wait_log(&line, Duration::from_secs(5)),
+            "{runtime}: {:?}",
+            agent.logs()
+        );
+        ping_pong(&mut first, &notify(1, 1, ip()), 1);
+    }
+}
+
+#[test]
 fn help_says_allow_from_does_not_apply_to_unix_sockets() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
