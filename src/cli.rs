@@ -606,6 +606,54 @@ mod tests {
     }
 
     #[test]
+    fn an_address_is_an_ip_an_ip_and_port_or_a_unix_socket_path() {
+        assert_eq!(
+            parse_address("unix:/run/spoa/spoa.sock"),
+            Ok(AddressArg::Unix(ListenAddress::Unix(
+                "/run/spoa/spoa.sock".into()
+            )))
+        );
+        assert_eq!(
+            parse_address("[::1]:9"),
+            Ok(AddressArg::Ip {
+                ip: Ipv6Addr::LOCALHOST.into(),
+                port: Some(9)
+            })
+        );
+        assert!(parse_address("unix:run/spoa.sock").is_err());
+        assert!(parse_address("unix:").is_err());
+        assert!(parse_address("/run/spoa.sock").is_err());
+    }
+
+    #[test]
+    fn a_mode_is_octal_permission_bits() {
+        assert_eq!(parse_mode("0660"), Ok(0o660));
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert_eq!(parse_mode("0o600"), Ok(0o600));
+        assert_eq!(parse_mode("1777"), Ok(0o1777));
+        for bad in ["", "0o", "888", "10000", "rw-rw----", "-660"] {
+            assert!(parse_mode(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_owner_is_a_user_a_group_or_both_by_name_or_id() {
+        let owner = |uid, gid| Ok(Owner { uid, gid });
+        assert_eq!(parse_owner("0"), owner(Some(0), None));
+        assert_eq!(parse_owner("0:0"), owner(Some(0), Some(0)));
+        assert_eq!(parse_owner(":0"), owner(None, Some(0)));
+        assert_eq!(parse_owner("root:root"), owner(Some(0), Some(0)));
+        assert!(parse_owner(":").is_err());
+        assert!(parse_owner("").is_err());
+        assert!(parse_owner("no-such-user-spoa")
+            .unwrap_err()
+            .contains("no user named"));
+        assert!(parse_owner(":no-such-group-spoa")
+            .unwrap_err()
+            .contains("no group named"));
+    }
+
+    #[test]
     fn times_take_the_c_agents_units_and_bare_numbers_are_milliseconds() {
         assert_eq!(parse_time("50"), Ok(Duration::from_millis(50)));
         assert_eq!(parse_time("10ms"), Ok(Duration::from_millis(10)));
