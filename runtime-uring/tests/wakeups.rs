@@ -42,11 +42,8 @@ fn a_task_woken_while_a_preemption_is_due_runs_before_the_executor_sleeps() {
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
             let mut stream = listener.accept().await.unwrap();
             let mut byte = [0u8; 1];
-            loop {
-                match stream.read(&mut byte).await {
-                    Ok(1) => stream.write_all(&byte).await.unwrap(),
-                    _ => break,
-                }
+            while let Ok(1) = stream.read(&mut byte).await {
+                stream.write_all(&byte).await.unwrap();
             }
         })
         .unwrap();
