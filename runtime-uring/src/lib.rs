@@ -6,11 +6,10 @@
 //! [`Server`] for why not SO_REUSEPORT); each connection is then a local task that runs the
 //! same [`runtime_core::Session`] loop as every runtime: read into the session's buffer, every
 //! complete frame through the `spop-core` engine, all the replies of one read in one write.
-//! This crate's per-connection code allocates nothing per frame (`tests/alloc.rs`); glommio
-//! 0.9.0 reads and writes with plain `recv`/`send` first and arms an io_uring poll when they
-//! would block, and its reactor allocates a few small objects per read and write. A patched
-//! glommio that moves the bytes through the ring is parked in `third-party/glommio` until a
-//! lost wake-up in it is found (its `PATCHES.md`).
+//! This crate's per-connection code allocates nothing per frame (`tests/alloc.rs`). The
+//! workspace builds glommio 0.9.0 with the patches in `third-party/glommio` (its `PATCHES.md`):
+//! socket receives and sends are io_uring operations submitted with the executor's sleep (one
+//! `io_uring_enter` per wake-up), and the reactor allocates nothing per read or write.
 //!
 //! Unix socket listeners (`ListenAddress::Unix`) are served like TCP ones, through glommio's
 //! TCP types: its `UnixStream` has no read or write timeouts (see `server::adopt`).

@@ -1329,7 +1329,10 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
+            // PATCH(spoa): a preemption already due when we get here does not stop the first
+            // task queue from running (see `run_one_task_queue`): otherwise a preemption timer
+            // shorter than one poll of the rings would keep every task from ever running.
+            if ran && self.need_preempt() {
                 break;
             }
             if !self.run_one_task_queue() {
@@ -1378,7 +1381,8 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // PATCH(spoa): at least one task runs, even when a preemption is already due.
+                if (tasks_executed_this_loop > 0 && self.need_preempt()) || queue_ref.yielded() {
                     break;
                 }
 
@@ -1504,6 +1508,14 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if this.has_active_task_queue() {
+                        // PATCH(spoa): never park while a task is ready to run. Before the fix
+                        // in `run_task_queues`, a preemption that became due between the poll
+                        // above and the first task (the kept preemption timer firing) made it
+                        // run nothing and return false, and the park slept with the task that
+                        // would queue the next receive still waiting: a connection stalled
+                        // until an unrelated completion came. Going round the loop polls first.
+                        continue;
                     } else if spin_before_park.is_zero() {
                         // PATCH(spoa): no spinning asked: park at once (a poll first would
                         // cost an io_uring_enter of its own whenever operations are queued).
