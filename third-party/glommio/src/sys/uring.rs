@@ -44,6 +44,10 @@ use crate::{
     GlommioError, IoRequirements, IoStats, ReactorErrorKind, RingIoStats, TaskQueueHandle,
 };
 use ahash::AHashMap;
+
+/// PATCH(spoa): `IORING_TIMEOUT_UPDATE` (include/uapi/linux/io_uring.h), not in this copy's
+/// bindings.
+const IORING_TIMEOUT_UPDATE: u32 = 1 << 1;
 use buddy_alloc::buddy_alloc::{BuddyAlloc, BuddyAllocParam};
 use nix::sys::{
     socket::{MsgFlags, SockFlag},
@@ -73,6 +77,9 @@ enum UringOpDescriptor {
     Statx(*const u8, *mut Statx),
     Timeout(*const uring_sys::__kernel_timespec, u32),
     TimeoutRemove(u64),
+    /// PATCH(spoa): moves the expiry of the pending timeout whose user data is the first field
+    /// to the (relative) time the second points to (`IORING_TIMEOUT_UPDATE`, Linux 5.11).
+    TimeoutUpdate(u64, *const uring_sys::__kernel_timespec),
     SockSend(*const u8, usize, i32),
     SockSendMsg(*mut libc::msghdr, i32),
     SockRecv(usize, i32),
@@ -346,6 +353,15 @@ fn fill_sqe<F>(
             }
             UringOpDescriptor::TimeoutRemove(timer) => {
                 sqe.prep_timeout_remove(timer as _);
+            }
+            UringOpDescriptor::TimeoutUpdate(timer, timespec) => {
+                // PATCH(spoa): liburing's io_uring_prep_timeout_update: a timeout removal
+                // carrying the new time and the update flag. Its completion is not ours to see.
+                user_data = 0;
+                sqe.prep_timeout_remove(timer);
+                let raw = sqe.raw_mut();
+                raw.off_addr2.addr2 = timespec as u64;
+                raw.cmd_flags.timeout_flags = IORING_TIMEOUT_UPDATE;
             }
             UringOpDescriptor::Close => {
                 sqe.prep_close(op.fd);
@@ -936,6 +952,37 @@ impl SleepableRing {
     ///
     /// PATCH(spoa): `reuse`, a timer source whose timeout completed, is queued again instead
     /// of allocating a new one.
+    /// PATCH(spoa): makes the pending latency timer `source` fire `d` from now, in place: a
+    /// cancellation and a new timer cost an allocation each. A timer not yet submitted just
+    /// takes the new time; one that fires before the update lands completes as usual.
+    fn update_latency_preemption_timer(&mut self, source: &Source, d: Duration) {
+        let timeout = SourceType::Timeout(TimeSpec64::try_from(d).unwrap(), 0);
+        *source.source_type_mut() = timeout;
+        let submitted = match &source.inner.borrow().enqueued {
+            Some(EnqueuedSource {
+                id,
+                status: EnqueuedStatus::Dispatched,
+                ..
+            }) => Some(to_user_data(*id)),
+            _ => None,
+        };
+        if let Some(target) = submitted {
+            let ts = match &*source.source_type() {
+                SourceType::Timeout(ts, _) => &ts.raw as *const _,
+                _ => unreachable!(),
+            };
+            self.submission_queue()
+                .borrow_mut()
+                .submissions
+                .push_front(UringDescriptor {
+                    args: UringOpDescriptor::TimeoutUpdate(target, ts),
+                    fd: -1,
+                    flags: SubmissionFlags::empty(),
+                    user_data: 0,
+                });
+        }
+    }
+
     fn prepare_latency_preemption_timer(&mut self, d: Duration, reuse: Option<Source>) -> Source {
         let timeout = SourceType::Timeout(TimeSpec64::try_from(d).unwrap(), 0);
         let source = match reuse {
@@ -1241,6 +1288,9 @@ pub(crate) struct Reactor {
 
     /// PATCH(spoa): with the instant it fires, so a pending one can be kept.
     latency_preemption_timeout_src: Cell<Option<(Source, Instant)>>,
+    /// PATCH(spoa): a latency timer source whose timeout completed and that no call has
+    /// queued again yet, kept for the next timer (dropping it cost an allocation later).
+    latency_timer_spare: Cell<Option<Source>>,
     /// PATCH(spoa): the main ring's poll on the latency ring, kept armed across sleeps.
     link_rings_src: Cell<Option<Source>>,
 
@@ -1373,6 +1423,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_spare: Cell::new(None),
             link_rings_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1863,7 +1914,7 @@ impl Reactor {
         // one that fired is done with (dropping it cancels nothing).
         let (mut lat_timer, mut lat_spare) = match self.latency_preemption_timeout_src.take() {
             Some((src, _)) if src.take_result().is_some() => (None, Some(src)),
-            pending => (pending, None),
+            pending => (pending, self.latency_timer_spare.take()),
         };
 
         // PATCH(spoa): no throughput-based timeout (a timeout counting `ring_depth` completions
@@ -1905,8 +1956,13 @@ impl Reactor {
                 match lat_timer.take() {
                     // PATCH(spoa): a pending timer that fires first wakes us in time.
                     Some((src, at)) if at <= deadline => lat_timer = Some((src, at)),
-                    earlier => {
-                        drop(earlier);
+                    // PATCH(spoa): a later pending one is moved earlier, in place.
+                    Some((src, _)) => {
+                        lat_ring.update_latency_preemption_timer(&src, dur);
+                        lat_timer = Some((src, deadline));
+                        flush_rings!(lat_ring)?;
+                    }
+                    None => {
                         lat_timer = Some((
                             lat_ring.prepare_latency_preemption_timer(dur, lat_spare.take()),
                             deadline,
@@ -1949,11 +2005,17 @@ impl Reactor {
             let deadline = Instant::now() + preempt;
             let keep = matches!(&lat_timer, Some((_, at)) if *at <= deadline);
             if !keep {
-                drop(lat_timer.take());
-                lat_timer = Some((
-                    lat_ring.prepare_latency_preemption_timer(preempt, lat_spare.take()),
-                    deadline,
-                ));
+                lat_timer = Some(match lat_timer.take() {
+                    // PATCH(spoa): a later pending one is moved earlier, in place.
+                    Some((src, _)) => {
+                        lat_ring.update_latency_preemption_timer(&src, preempt);
+                        (src, deadline)
+                    }
+                    None => (
+                        lat_ring.prepare_latency_preemption_timer(preempt, lat_spare.take()),
+                        deadline,
+                    ),
+                });
                 flush_cancellations!(into &mut woke; lat_ring);
             }
             flush_rings!(lat_ring, main_ring)?;
@@ -1962,6 +2024,7 @@ impl Reactor {
             flush_rings!(main_ring)?;
         }
         self.latency_preemption_timeout_src.set(lat_timer);
+        self.latency_timer_spare.set(lat_spare);
 
         // A Note about `need_preempt`:
         //
