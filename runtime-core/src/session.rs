@@ -227,6 +227,18 @@ impl<const FRAG: usize> Session<FRAG> {
         }
     }
 
+    /// Replies that [`Session::on_write`] already counted as written could not be sent after
+    /// all: the runtime writes behind (the bytes left with a later read, see the uring
+    /// runtime) and the send failed. A send the write deadline cut short (`TimedOut`) is a
+    /// peer that did not read its replies in time, closed like one whose write timed out.
+    pub fn on_written_behind_failed(&mut self, error: io::Error) {
+        self.pending = 0;
+        match error.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => self.close(End::WriteStalled),
+            _ => self.fail(error),
+        }
+    }
+
     /// The instant the current wait must end: the write deadline while replies are pending,
     /// else the handshake's, else the frame's under way; `None` between frames, since HAProxy
     /// keeps idle connections open in a pool. When it has passed, call

@@ -76,6 +76,12 @@ impl<H: Handler + 'static> Connection<H> {
         if let Peer::Ip(_) = self.peer {
             let _ = self.stream.set_nodelay(true);
         }
+        // A reply is sent with the read that follows it, one `io_uring_enter` for both; the
+        // write deadline set before that read bounds the send (see the patched glommio's
+        // `TcpStream::set_write_behind`).
+        self.stream.set_write_behind(true);
+        // Replies written behind whose send failed: not flushed at the end.
+        let mut written_behind_failed = false;
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
         // Once the executor stops: the read side is shut, what was received is still read and
@@ -119,7 +125,13 @@ impl<H: Handler + 'static> Connection<H> {
                     if matches!(result, Ok(0)) && worker.shared.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
-                    session.on_read(result, now);
+                    match result {
+                        Err(e) if self.stream.take_write_behind_failed() => {
+                            written_behind_failed = true;
+                            session.on_written_behind_failed(e);
+                        }
+                        result => session.on_read(result, now),
+                    }
                 }
                 Next::Write => {
                     if let Some(t) = write_timeout.update(session.poll_timeout(), now) {
@@ -127,7 +139,13 @@ impl<H: Handler + 'static> Connection<H> {
                     }
                     let result = theirs(self.stream.write(session.output())).await;
                     now = Instant::now();
-                    session.on_write(result, now);
+                    match result {
+                        Err(e) if self.stream.take_write_behind_failed() => {
+                            written_behind_failed = true;
+                            session.on_written_behind_failed(e);
+                        }
+                        result => session.on_write(result, now),
+                    }
                 }
                 Next::Close(end) => break end,
             }
@@ -137,6 +155,10 @@ impl<H: Handler + 'static> Connection<H> {
         // refused at max-connections by its own old connection.
         let id = self.live.id();
         drop(self.live);
+        if !written_behind_failed {
+            // What was written behind (the last replies, an AGENT-DISCONNECT) goes out first.
+            let _ = theirs(self.stream.flush()).await;
+        }
         let _ = self.stream.shutdown(Shutdown::Both).await;
         report(&self.peer, id, &session, end);
     }

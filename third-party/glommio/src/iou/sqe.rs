@@ -547,6 +547,10 @@ bitflags::bitflags! {
         const IO_HARDLINK   = 1 << 3;
         const ASYNC         = 1 << 4;
         const BUFFER_SELECT = 1 << 5;
+        /// PATCH(spoa): `IOSQE_CQE_SKIP_SUCCESS` (Linux 5.17): no completion is posted when the
+        /// operation succeeds. When it fails, its completion is posted and the operations linked
+        /// after it are cancelled without completions of their own.
+        const CQE_SKIP_SUCCESS = 1 << 6;
     }
 }
 

@@ -243,6 +243,20 @@ pub(crate) struct NonBufferedStream<S> {
     /// PATCH(spoa): bytes of the last receive not yet returned (the caller's buffer was
     /// smaller than what arrived): `rx_left.0..rx_left.1` of the receive source's buffer.
     rx_left: (usize, usize),
+    /// PATCH(spoa): write-behind (`set_write_behind`): a write copies its bytes into the send
+    /// source's buffer and returns at once; the next read sends them in one chain with its
+    /// receive (`Reactor::queue_send_then_recv`), and `poll_flush` / `poll_close` send them
+    /// alone.
+    write_behind: bool,
+    /// PATCH(spoa): bytes written behind, not yet queued: the first `tx_pending` of the send
+    /// source's buffer.
+    tx_pending: usize,
+    /// PATCH(spoa): the send in flight is chained before the receive in flight: the chain's
+    /// one completion is the receive source's (see `poll_chain`).
+    tx_chained: bool,
+    /// PATCH(spoa): the last error a read, write or flush returned was that of bytes written
+    /// behind (see `take_write_behind_failed`).
+    tx_failed: bool,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -297,12 +311,29 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             if let Some(result) = source.take_result() {
                 self.rx.in_flight = false;
                 self.read_timeout.cancel_timer(reactor);
+                if self.tx_chained {
+                    // The chain is over; a failed send already failed this receive.
+                    let _ = self.settle_chain();
+                }
                 let received = poll_err!(result);
                 self.rx_left = (0, received);
                 let source = self.rx.source.as_ref().unwrap();
                 return Poll::Ready(Ok(copy_received(&mut self.rx_left, source, buf)));
             }
             poll_err!(self.read_timeout.check(reactor));
+        } else if self.tx_pending > 0 && !self.tx.in_flight {
+            let tx = self.tx.source.as_ref().unwrap();
+            reactor.queue_send_then_recv(
+                tx,
+                self.tx_pending,
+                self.write_timeout.get(),
+                source,
+                buf.len().min(MAX_OP_BYTES),
+            );
+            self.tx_pending = 0;
+            self.tx.in_flight = true;
+            self.tx_chained = true;
+            self.rx.in_flight = true;
         } else {
             reactor.queue_recv(source, buf.len().min(MAX_OP_BYTES));
             self.rx.in_flight = true;
@@ -312,12 +343,147 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
+    /// PATCH(spoa): turns write-behind on or off (see the field).
+    pub(crate) fn set_write_behind(&mut self, on: bool) {
+        self.write_behind = on;
+    }
+
+    /// PATCH(spoa): the outcome of the send of a send-then-receive chain, once the chain is
+    /// over (`None` before): the receive's completion means the send went out whole; a
+    /// completion of the send's own means it failed (cut short by the write timeout:
+    /// `ETIMEDOUT`). The receive's result is left for `poll_read`.
+    fn settle_chain(&mut self) -> Option<io::Result<()>> {
+        let tx = self.tx.source.as_ref().unwrap();
+        if tx.is_queued() {
+            return None;
+        }
+        self.tx.in_flight = false;
+        self.tx_chained = false;
+        let result = match tx.take_result() {
+            None => return Some(Ok(())),
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) => Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+        };
+        self.tx_failed = true;
+        // Bytes written behind since cannot follow bytes that were not sent.
+        self.tx_pending = 0;
+        Some(result)
+    }
+
+    /// PATCH(spoa): whether the error the last read, write or flush returned was that of
+    /// bytes written behind (their send failed, or the write timeout cut it short), rather
+    /// than the operation's own; cleared by the call.
+    pub(crate) fn take_write_behind_failed(&mut self) -> bool {
+        std::mem::take(&mut self.tx_failed)
+    }
+
+    /// PATCH(spoa): write-behind: waits until no send is in flight (a chained one, or one
+    /// `poll_flush` or a full buffer queued), so the send buffer can be written.
+    fn poll_tx_idle(&mut self, cx: &Context<'_>, reactor: &Reactor) -> Poll<io::Result<()>> {
+        while self.tx.in_flight {
+            if self.tx_chained {
+                if let Some(result) = self.settle_chain() {
+                    poll_err!(result);
+                    continue;
+                }
+                // The chain's one completion wakes the receive source's waiter.
+                self.rx.source.as_ref().unwrap().add_waiter_single(cx.waker());
+                return Poll::Pending;
+            }
+            let source = self.tx.source.as_ref().unwrap();
+            if let Some(result) = source.take_result() {
+                self.tx.in_flight = false;
+                self.write_timeout.cancel_timer(reactor);
+                self.tx_failed = result.is_err();
+                if self.tx_failed {
+                    self.tx_pending = 0;
+                }
+                let sent = poll_err!(result);
+                if let SourceType::SockSend(held) = &mut *source.source_type_mut() {
+                    held.as_bytes_mut().copy_within(sent..self.tx_pending, 0);
+                }
+                self.tx_pending -= sent;
+                continue;
+            }
+            if let Err(e) = self.write_timeout.check(reactor) {
+                // The send stays in flight: its result is taken by the next call.
+                self.tx_failed = true;
+                return Poll::Ready(Err(e));
+            }
+            source.add_waiter_single(cx.waker());
+            self.write_timeout.maybe_set_timer(reactor, cx.waker());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// PATCH(spoa): write-behind: queues the bytes written behind as a send of their own.
+    fn queue_pending(&mut self, cx: &Context<'_>, reactor: &Reactor) {
+        let source = self.tx.source.as_ref().unwrap();
+        reactor.queue_send(source, self.tx_pending);
+        self.tx.in_flight = true;
+        source.add_waiter_single(cx.waker());
+        self.write_timeout.maybe_set_timer(reactor, cx.waker());
+    }
+
+    /// PATCH(spoa): write-behind: copies what fits of `buf` after the bytes already written
+    /// behind.
+    fn poll_write_behind(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = reactor.as_ref();
+        loop {
+            poll_err!(ready!(self.poll_tx_idle(cx, reactor)));
+            if self.tx_pending < MAX_OP_BYTES {
+                break;
+            }
+            self.queue_pending(cx, reactor);
+        }
+        let len = buf.len().min(MAX_OP_BYTES - self.tx_pending);
+        let end = self.tx_pending + len;
+        let fd = self.stream.as_raw_fd();
+        let source = self.tx.source.get_or_insert_with(|| {
+            let buf = DmaBuffer::new(end.max(4096)).expect("failed to allocate buffer");
+            reactor.socket_source(fd, SourceType::SockSend(buf))
+        });
+        if let SourceType::SockSend(held) = &mut *source.source_type_mut() {
+            if held.len() < end {
+                let size = end.max(held.len() * 2).min(MAX_OP_BYTES);
+                let mut grown = DmaBuffer::new(size).expect("failed to allocate buffer");
+                grown.as_bytes_mut()[..self.tx_pending]
+                    .copy_from_slice(&held.as_bytes()[..self.tx_pending]);
+                *held = grown;
+            }
+            held.as_bytes_mut()[self.tx_pending..end].copy_from_slice(&buf[..len]);
+        }
+        self.tx_pending = end;
+        Poll::Ready(Ok(len))
+    }
+
+    /// PATCH(spoa): write-behind: sends what was written behind, and waits until it is sent.
+    pub(crate) fn poll_flush(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        if !self.write_behind {
+            return Poll::Ready(Ok(()));
+        }
+        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = reactor.as_ref();
+        loop {
+            poll_err!(ready!(self.poll_tx_idle(cx, reactor)));
+            if self.tx_pending == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.queue_pending(cx, reactor);
+        }
+    }
+
     /// PATCH(spoa): a send through the ring, of `buf` copied into the buffer of the stream's
     /// send source. After `Poll::Pending`, call again with the same bytes: the result is that
     /// of the send under way.
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
+        }
+        if self.write_behind {
+            return self.poll_write_behind(cx, buf);
         }
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
@@ -351,7 +517,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
-    pub(crate) fn poll_close(&mut self, _: &Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        // PATCH(spoa): what was written behind goes out first.
+        poll_err!(ready!(self.poll_flush(cx)));
         self.source_tx.take();
         Poll::Ready(sys::shutdown(self.stream.as_raw_fd(), Shutdown::Write))
     }
@@ -405,6 +573,10 @@ where
             rx: RingOp::default(),
             tx: RingOp::default(),
             rx_left: (0, 0),
+            write_behind: false,
+            tx_pending: 0,
+            tx_chained: false,
+            tx_failed: false,
         };
         stream.init();
         GlommioStream {
@@ -498,8 +670,19 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
         self.stream.poll_write(cx, buf)
     }
 
-    pub(crate) fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    pub(crate) fn poll_flush(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        // PATCH(spoa): sends what was written behind.
+        self.stream.poll_flush(cx)
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::set_write_behind`.
+    pub(crate) fn set_write_behind(&mut self, on: bool) {
+        self.stream.set_write_behind(on)
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::take_write_behind_failed`.
+    pub(crate) fn take_write_behind_failed(&mut self) -> bool {
+        self.stream.take_write_behind_failed()
     }
 
     pub(crate) fn poll_close(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {

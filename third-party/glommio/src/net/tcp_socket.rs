@@ -552,6 +552,32 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.write_timeout()
     }
 
+    /// PATCH(spoa): write-behind, off by default. When on, a write copies its bytes into the
+    /// stream's send buffer (up to 64 KiB) and returns at once; the next read sends them and
+    /// then receives, as one chain of io_uring operations submitted and completed together
+    /// (one `io_uring_enter` per request/reply instead of two). A send that does not complete
+    /// within the write timeout (set with [`TcpStream::set_write_timeout`] before the read)
+    /// is cancelled, and that read fails with [`io::ErrorKind::TimedOut`]; without a write
+    /// timeout a peer that stops reading blocks the chained read as long as it does not read.
+    /// A write while a read is in flight waits for that read; [`AsyncWriteExt::flush`] and
+    /// [`AsyncWriteExt::close`] send what was written behind. Call `flush` before
+    /// [`TcpStream::shutdown`] or dropping the stream: bytes written behind and not flushed
+    /// or followed by a read are not sent.
+    ///
+    /// [`AsyncWriteExt::flush`]: futures_lite::io::AsyncWriteExt::flush
+    /// [`AsyncWriteExt::close`]: futures_lite::io::AsyncWriteExt::close
+    pub fn set_write_behind(&mut self, on: bool) {
+        self.stream.set_write_behind(on)
+    }
+
+    /// PATCH(spoa): with write-behind, whether the error the last read, write or flush
+    /// returned was that of bytes written earlier (their send failed, or the write timeout cut
+    /// it short: [`io::ErrorKind::TimedOut`]) rather than the operation's own. Cleared by the
+    /// call.
+    pub fn take_write_behind_failed(&mut self) -> bool {
+        self.stream.take_write_behind_failed()
+    }
+
     /// Shuts down the read, write, or both halves of this connection.
     pub async fn shutdown(&self, how: Shutdown) -> Result<()> {
         poll_fn(|cx| self.stream.poll_shutdown(cx, how))

@@ -132,6 +132,15 @@ pub(crate) struct InnerSource {
     pub(crate) stats_collection: Option<StatsCollection>,
 
     pub(crate) task_queue: Option<TaskQueueHandle>,
+
+    /// PATCH(spoa): the other operation of a send-then-receive chain
+    /// (`Reactor::send_then_recv`): the chain posts one completion, the receive's when the
+    /// send succeeded, the send's when it failed, so whichever completes releases the other.
+    pub(crate) partner: Option<Pin<Rc<RefCell<InnerSource>>>>,
+
+    /// PATCH(spoa): the time a send-then-receive chain's linked timeout allows the send; the
+    /// kernel reads it when the chain is submitted.
+    pub(crate) link_timeout: Option<TimeSpec64>,
 }
 
 impl InnerSource {
@@ -175,6 +184,8 @@ impl Source {
                 timeout: None,
                 stats_collection,
                 task_queue,
+                partner: None,
+                link_timeout: None,
             })),
         }
     }
@@ -306,6 +317,11 @@ impl Source {
             return None;
         }
         inner.wakers.result.take()
+    }
+
+    /// PATCH(spoa): whether the source's operation is queued or in the kernel.
+    pub(crate) fn is_queued(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
     }
 
     pub(crate) fn stats_collection(&self) -> Option<StatsCollection> {

@@ -527,9 +527,9 @@ fn extract_one_chain(
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
     now: Instant,
-    // PATCH(spoa): room for a chain of two (an operation and its linked timeout or write)
-    // without allocating.
-) -> SmallVec<[UringDescriptor; 2]> {
+    // PATCH(spoa): room for a chain of three (a send, its linked timeout and a receive: see
+    // `Reactor::send_then_recv`) without allocating.
+) -> SmallVec<[UringDescriptor; 3]> {
     queue
         .drain(chain)
         .filter(move |op| {
@@ -548,7 +548,13 @@ fn extract_one_chain(
                     }
                 });
                 if status == EnqueuedStatus::Canceled {
-                    source_map.consume_source(id);
+                    let source = source_map.consume_source(id);
+                    // PATCH(spoa): a send-then-receive chain whose stream was dropped before
+                    // the chain was submitted: break the pair's reference cycle.
+                    let partner = source.borrow_mut().partner.take();
+                    if let Some(partner) = partner {
+                        partner.borrow_mut().partner = None;
+                    }
                     return false;
                 }
             }
@@ -576,6 +582,9 @@ where
         let src = source_map
             .borrow_mut()
             .consume_source(from_user_data(value.user_data()));
+        // PATCH(spoa): the one completion of a send-then-receive chain releases the other
+        // operation, which posts none (see `Reactor::send_then_recv`).
+        let partner = release_partner(&mut source_map.borrow_mut(), &src);
 
         let result = value.result();
 
@@ -585,10 +594,46 @@ where
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
+            // PATCH(spoa): a chain's send failed (or its linked timeout cancelled it): the
+            // kernel cancelled the receive behind it without a completion; the receive fails
+            // with the send's error (a send cut short by the timeout: `ETIMEDOUT`).
+            if let (Some(partner), SourceType::SockSend(_)) = (partner, &inner_source.source_type)
+            {
+                let failure = match &inner_source.wakers.result {
+                    Some(Err(e)) => match e.raw_os_error() {
+                        Some(code) => io::Error::from_raw_os_error(code),
+                        None => io::Error::new(e.kind(), "the linked send failed"),
+                    },
+                    _ => io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                };
+                let mut partner = partner.borrow_mut();
+                partner.wakers.result = Some(Err(failure));
+                woke |= partner.wakers.wake_waiters();
+            }
         }
         return Some(woke);
     }
     None
+}
+
+/// PATCH(spoa): unpairs `src`, an operation of a send-then-receive chain whose completion
+/// arrived, from the other one, and frees the other's slot: the chain posts one completion
+/// (IOSQE_CQE_SKIP_SUCCESS on the send), the receive's when the send succeeded (so the send is
+/// over), the send's when it failed (the kernel then cancels the receive without a completion).
+fn release_partner(
+    source_map: &mut SourceMap,
+    src: &Pin<Rc<RefCell<InnerSource>>>,
+) -> Option<Pin<Rc<RefCell<InnerSource>>>> {
+    let partner = src.borrow_mut().partner.take()?;
+    let pending = {
+        let mut other = partner.borrow_mut();
+        other.partner = None;
+        other.enqueued.as_ref().map(|enqueued| enqueued.id)
+    };
+    if let Some(id) = pending {
+        source_map.consume_source(id);
+    }
+    Some(partner)
 }
 
 type SourceMap = FreeList<Pin<Rc<RefCell<InnerSource>>>>;
@@ -1539,6 +1584,75 @@ impl Reactor {
             op,
             &mut self.source_map.borrow_mut(),
         );
+    }
+
+    /// PATCH(spoa): write-behind: sends the first `tx_len` bytes of `tx`'s buffer, then
+    /// receives up to `rx_len` bytes into `rx`'s, as one chain submitted by one
+    /// `io_uring_enter`: `IORING_OP_SEND` (`MSG_WAITALL`, `IOSQE_IO_LINK`,
+    /// `IOSQE_CQE_SKIP_SUCCESS`), then, with a `timeout`, an `IORING_OP_LINK_TIMEOUT` on the
+    /// send (`IOSQE_IO_LINK`, `IOSQE_CQE_SKIP_SUCCESS`), then `IORING_OP_RECV`. The chain posts
+    /// exactly one completion: the receive's when the whole send went out (the send and the
+    /// cancelled timeout post none), or the send's when it failed or the timeout cut it short
+    /// (the receive is then cancelled without a completion: `process_one_event` gives it the
+    /// send's error). A linked receive cannot be cancelled while the send before it blocks
+    /// (`IORING_OP_ASYNC_CANCEL` does not find it), which is why the timeout is there: a peer
+    /// that stops reading ends the chain at the deadline instead of never.
+    pub(crate) fn send_then_recv(
+        &self,
+        tx: &Source,
+        tx_len: usize,
+        timeout: Option<Duration>,
+        rx: &Source,
+        rx_len: usize,
+    ) {
+        let mut ring = self.main_ring.borrow_mut();
+        let q = ring.submission_queue();
+        let mut source_map = self.source_map.borrow_mut();
+        let now = Instant::now();
+        tx.inner.borrow_mut().wakers.queued_at = Some(now);
+        rx.inner.borrow_mut().wakers.queued_at = Some(now);
+        let tx_id = source_map.add_source(tx, Rc::clone(&q));
+        let rx_id = source_map.add_source(rx, Rc::clone(&q));
+        let send = match &*tx.source_type() {
+            SourceType::SockSend(buf) => {
+                assert!(tx_len <= buf.len());
+                UringOpDescriptor::SockSend(buf.as_ptr(), tx_len, MsgFlags::MSG_WAITALL.bits())
+            }
+            _ => unreachable!(),
+        };
+        let link_timeout = {
+            let mut inner = tx.inner.borrow_mut();
+            inner.partner = Some(rx.inner.clone());
+            inner.link_timeout = timeout.map(|d| match TimeSpec64::try_from(d) {
+                Ok(ts) | Err(ts) => ts,
+            });
+            // The timespec stays in the send's source, which the source map holds until the
+            // chain's completion: the kernel reads it when the chain is submitted.
+            inner.link_timeout.as_ref().map(|ts| &ts.raw as *const _)
+        };
+        rx.inner.borrow_mut().partner = Some(tx.inner.clone());
+        let linked = SubmissionFlags::IO_LINK | SubmissionFlags::CQE_SKIP_SUCCESS;
+        let mut queue = q.borrow_mut();
+        queue.submissions.push_back(UringDescriptor {
+            args: send,
+            fd: tx.raw(),
+            flags: linked,
+            user_data: to_user_data(tx_id),
+        });
+        if let Some(ts) = link_timeout {
+            queue.submissions.push_back(UringDescriptor {
+                args: UringOpDescriptor::LinkTimeout(ts),
+                fd: -1,
+                flags: linked,
+                user_data: 0,
+            });
+        }
+        queue.submissions.push_back(UringDescriptor {
+            args: UringOpDescriptor::SockRecv(rx_len, 0),
+            fd: rx.raw(),
+            flags: SubmissionFlags::empty(),
+            user_data: to_user_data(rx_id),
+        });
     }
 
     /// PATCH(spoa): sends the first `len` bytes of the source's buffer.
