@@ -220,7 +220,11 @@ fn a_connection_that_does_not_drain_is_cut_at_the_shutdown_timeout() {
     let mut cfg = config(1);
     cfg.shutdown_timeout = Duration::from_millis(300);
     cfg.write_timeout = None;
-    let server = start(cfg, TagFactory);
+    // ACKs of 1 KiB for NOTIFYs of a few dozen bytes, so what the agent still owes when it
+    // stops (the answers to the NOTIFYs waiting in its receive buffer) cannot fit in the socket
+    // buffers: it writes behind (a reply goes out with the next read), and replies that all
+    // fit would be a connection that drained.
+    let server = start(cfg, PaddedFactory);
     let mut greedy = session(server.addr);
     greedy
         .set_write_timeout(Some(Duration::from_millis(200)))
@@ -248,6 +252,40 @@ fn a_connection_that_does_not_drain_is_cut_at_the_shutdown_timeout() {
     let begun = Instant::now();
     assert_eq!(server.stop().unwrap(), 1, "the blocked connection is cut");
     assert!(begun.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_peer_that_stops_reading_between_small_batches_is_cut_at_the_write_timeout() {
+    if !uring_available(1) {
+        return;
+    }
+    let mut cfg = config(1);
+    cfg.write_timeout = Some(Duration::from_millis(300));
+    let server = start(cfg, PaddedFactory);
+    let mut greedy = session(server.addr);
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // Batches of 20 NOTIFYs (20 KiB of ACKs each), never reading the ACKs: each batch's replies
+    // are written behind and sent with the next read, until a send blocks because the socket
+    // buffers are full, with that read queued behind it. The write timeout must still cut the
+    // connection (our writes then fail), not leave it waiting in that read forever.
+    let started = Instant::now();
+    let mut frame = 0;
+    let cut = loop {
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        let batch: Vec<u8> = (frame..frame + 20).flat_map(|i| notify(i, 1)).collect();
+        frame += 20;
+        match greedy.write_all(&batch) {
+            Ok(()) => thread::sleep(Duration::from_millis(1)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break Some(started.elapsed()),
+        }
+    };
+    assert!(cut.is_some(), "the connection was never cut");
+    server.stop().unwrap();
 }
 
 #[test]

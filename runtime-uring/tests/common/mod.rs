@@ -53,6 +53,29 @@ impl HandlerFactory for TagFactory {
     }
 }
 
+/// Answers every message with a 1 KiB variable: ACKs far larger than the NOTIFYs they answer.
+pub struct Padded;
+
+impl Handler for Padded {
+    fn on_message(&mut self, _: &Message<'_>, ack: &mut AckWriter<'_>) {
+        let _ = ack.set_var(Scope::Session, b"padding", TypedData::Binary(&[0; 1024]));
+    }
+
+    fn ack_size_hint(&self) -> Option<usize> {
+        Some(1100)
+    }
+}
+
+pub struct PaddedFactory;
+
+impl HandlerFactory for PaddedFactory {
+    type Handler = Padded;
+
+    fn handler(&self, _: usize) -> Padded {
+        Padded
+    }
+}
+
 /// A server on 127.0.0.1, port 0, running on its own thread.
 pub struct Running {
     pub addr: SocketAddr,
