@@ -190,6 +190,32 @@ fn hello_timeout_gets_agent_disconnect_2() {
 }
 
 #[test]
+fn a_frame_cut_short_after_an_answered_notify_gets_agent_disconnect_2() {
+    if !uring_available(1) {
+        return;
+    }
+    let mut cfg = config(1);
+    cfg.frame_timeout = Some(Duration::from_millis(300));
+    cfg.write_timeout = None;
+    let server = start(cfg, TagFactory);
+    let mut s = session(server.addr);
+    // A whole NOTIFY and the first half of the next in one write: the ACK is written behind and
+    // sent with the read that waits for the rest, which never comes. At the frame timeout the
+    // agent's AGENT-DISCONNECT must not wait for that read.
+    let mut bytes = notify(1, 1);
+    let next = notify(3, 1);
+    bytes.extend_from_slice(&next[..next.len() / 2]);
+    s.write_all(&bytes).unwrap();
+    let started = Instant::now();
+    let (h, _) = read_frame(&mut s).expect("ACK");
+    assert_eq!(h.frame_type, FrameType::Ack);
+    let (h, p) = read_frame(&mut s).expect("AGENT-DISCONNECT");
+    assert_eq!(disconnect_status(&h, &p), 2);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(server.stop().unwrap(), 0);
+}
+
+#[test]
 fn connections_past_max_connections_are_closed() {
     if !uring_available(1) {
         return;

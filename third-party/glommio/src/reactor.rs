@@ -568,6 +568,12 @@ impl Reactor {
         self.sys.send_prefix(source, len, MsgFlags::empty());
     }
 
+    /// PATCH(spoa): asks the kernel to cancel `source`'s operation, if submitted (see
+    /// `sys::Reactor::cancel_in_kernel`).
+    pub(crate) fn cancel_in_kernel(&self, source: &Source) {
+        self.sys.cancel_in_kernel(source);
+    }
+
     /// PATCH(spoa): queues a send of the first `tx_len` bytes `tx` holds and, linked after it,
     /// a receive of up to `rx_len` bytes into `rx`'s buffer, with `timeout` (if any) on the
     /// send (see `sys::Reactor::send_then_recv`).

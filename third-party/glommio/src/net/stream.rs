@@ -252,8 +252,11 @@ pub(crate) struct NonBufferedStream<S> {
     /// source's buffer.
     tx_pending: usize,
     /// PATCH(spoa): the send in flight is chained before the receive in flight: the chain's
-    /// one completion is the receive source's (see `poll_chain`).
+    /// one completion is the receive source's (see `settle_chain`).
     tx_chained: bool,
+    /// PATCH(spoa): a write asked the kernel to cancel the chain's receive (see
+    /// `poll_tx_idle`).
+    rx_cancelled: bool,
     /// PATCH(spoa): the last error a read, write or flush returned was that of bytes written
     /// behind (see `take_write_behind_failed`).
     tx_failed: bool,
@@ -310,6 +313,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         if self.rx.in_flight {
             if let Some(result) = source.take_result() {
                 self.rx.in_flight = false;
+                self.rx_cancelled = false;
                 self.read_timeout.cancel_timer(reactor);
                 if self.tx_chained {
                     // The chain is over; a failed send already failed this receive.
@@ -383,11 +387,35 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         while self.tx.in_flight {
             if self.tx_chained {
                 if let Some(result) = self.settle_chain() {
+                    self.write_timeout.cancel_timer(reactor);
+                    if std::mem::take(&mut self.rx_cancelled)
+                        && self.rx.source.as_ref().unwrap().take_error()
+                    {
+                        // Our cancellation (or a failed receive, which the write will meet):
+                        // no read is under way any more. A receive that completed first
+                        // keeps its bytes for the next read.
+                        self.rx.in_flight = false;
+                        self.read_timeout.cancel_timer(reactor);
+                    }
                     poll_err!(result);
                     continue;
                 }
+                // A write while the chain's receive may be waiting for the peer (the read was
+                // given up: a read timeout, the stop): cancel that receive so the write can go.
+                // The kernel finds it only once the send before it went out; until then the
+                // write timeout bounds the wait.
+                let rx = self.rx.source.as_ref().unwrap();
+                if !self.rx_cancelled {
+                    reactor.cancel_in_kernel(rx);
+                    self.rx_cancelled = true;
+                }
+                if let Err(e) = self.write_timeout.check(reactor) {
+                    self.tx_failed = true;
+                    return Poll::Ready(Err(e));
+                }
                 // The chain's one completion wakes the receive source's waiter.
-                self.rx.source.as_ref().unwrap().add_waiter_single(cx.waker());
+                rx.add_waiter_single(cx.waker());
+                self.write_timeout.maybe_set_timer(reactor, cx.waker());
                 return Poll::Pending;
             }
             let source = self.tx.source.as_ref().unwrap();
@@ -576,6 +604,7 @@ where
             write_behind: false,
             tx_pending: 0,
             tx_chained: false,
+            rx_cancelled: false,
             tx_failed: false,
         };
         stream.init();

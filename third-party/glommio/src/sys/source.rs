@@ -319,6 +319,17 @@ impl Source {
         inner.wakers.result.take()
     }
 
+    /// PATCH(spoa): takes the result of a completed operation if it is an error (`false`, and
+    /// nothing taken, while the operation is in flight or when it succeeded).
+    pub(crate) fn take_error(&self) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        if inner.enqueued.is_some() || !matches!(inner.wakers.result, Some(Err(_))) {
+            return false;
+        }
+        inner.wakers.result = None;
+        true
+    }
+
     /// PATCH(spoa): whether the source's operation is queued or in the kernel.
     pub(crate) fn is_queued(&self) -> bool {
         self.inner.borrow().enqueued.is_some()

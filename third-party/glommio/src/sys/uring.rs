@@ -1586,6 +1586,21 @@ impl Reactor {
         );
     }
 
+    /// PATCH(spoa): asks the kernel to cancel `source`'s operation if it was submitted; the
+    /// source stays registered and its completion (`-ECANCELED` when the cancellation found
+    /// the operation) arrives as any other.
+    pub(crate) fn cancel_in_kernel(&self, source: &Source) {
+        let inner = source.inner.borrow();
+        if let Some(EnqueuedSource {
+            id,
+            queue,
+            status: EnqueuedStatus::Dispatched,
+        }) = &inner.enqueued
+        {
+            queue.borrow_mut().cancel_request(*id);
+        }
+    }
+
     /// PATCH(spoa): write-behind: sends the first `tx_len` bytes of `tx`'s buffer, then
     /// receives up to `rx_len` bytes into `rx`'s, as one chain submitted by one
     /// `io_uring_enter`: `IORING_OP_SEND` (`MSG_WAITALL`, `IOSQE_IO_LINK`,
