@@ -524,11 +524,11 @@ fn main() {
     let reference = Table::build(&entries);
     let (u4, u6) = reference.families();
     let q = queries(&entries, &reference);
-    let [(r4, n4, d4), (r6, n6, d6)] = reference.shape();
+    let [(r4, n4, d4, b4), (r6, n6, d6, b6)] = reference.shape();
     println!(
         "\n{count} synthetic entries (seed {SEED}): {v4} IPv4, {} IPv6; {u4} + {u6} distinct \
-         networks\nthe agent's table: {} MiB; IPv4 {r4} ranges, {n4} index nodes, depth {d4}; \
-         IPv6 {r6} ranges, {n6} index nodes, depth {d6}\n",
+         networks\nthe agent's table: {} MiB; IPv4 {r4} ranges, {n4} index nodes, depth {d4}, \
+         {b4} blocks; IPv6 {r6} ranges, {n6} index nodes, depth {d6}, {b6} blocks\n",
         count - v4,
         mib(reference.mem_size())
     );

@@ -183,11 +183,12 @@ impl Table {
         self.v4.mem_size() + self.v6.mem_size()
     }
 
-    /// Address ranges, index nodes and deepest index chain, IPv4 then IPv6 (for the benchmark).
-    pub fn shape(&self) -> [(usize, usize, usize); 2] {
-        let (n4, d4) = self.v4.shape();
-        let (n6, d6) = self.v6.shape();
-        [(self.v4.len(), n4, d4), (self.v6.len(), n6, d6)]
+    /// Address ranges, index nodes, deepest index chain and leaf blocks, IPv4 then IPv6 (for
+    /// the benchmark).
+    pub fn shape(&self) -> [(usize, usize, usize, usize); 2] {
+        let (n4, d4, b4) = self.v4.shape();
+        let (n6, d6, b6) = self.v6.shape();
+        [(self.v4.len(), n4, d4, b4), (self.v6.len(), n6, d6, b6)]
     }
 }
 
