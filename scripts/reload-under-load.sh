@@ -6,7 +6,7 @@
 # reload and no-reload alternating first) so that a change in the machine's background load
 # hits both alike; the agent runs on CPU 1 with one worker, the load generator on CPU 0.
 #
-# Usage: scripts/reload-under-load.sh [ROUNDS] [ENTRIES]     (defaults: 3, 1000000)
+# Usage: [SPOA=agent-binary] scripts/reload-under-load.sh [ROUNDS] [ENTRIES]   (defaults: 3, 1000000)
 # Output: one line per run, the median per runtime and mode, and the p99 ratio (with reloads /
 # without) of each round, whose two runs were back to back; logs in target/reload-under-load/.
 set -euo pipefail
@@ -20,7 +20,8 @@ out=target/reload-under-load
 mkdir -p "$out"
 
 cargo build --release --bin spoa -p spoa --bin spoa-loadgen -p spoa-loadgen --example synthetic_scores >&2
-spoa=target/release/spoa
+# SPOA=path measures another build of the agent (say, the previous commit's) with the same load.
+spoa=${SPOA:-target/release/spoa}
 loadgen=target/release/spoa-loadgen
 
 # Two tables that differ everywhere, plus nested networks over the load generator's addresses
