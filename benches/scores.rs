@@ -17,9 +17,14 @@
 //! in turn, and their medians are printed: on a shared machine they compare the structures
 //! under the same background load, which runs one after another do not.
 //!
-//! Candidates: `prefix-trie` 0.10 (tree bitmap; what the agent uses), `ip_network_table` 0.2
-//! (tree bitmap, `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), and a
-//! sorted-ranges baseline written here (disjoint ranges, binary search).
+//! Candidates: the agent's own structure (`src/scores/ranges.rs`: disjoint ranges under a radix
+//! index; IPv4 leaves are runs of 16 sorted starts, IPv6 leaves 64-byte blocks of compressed
+//! starts), `prefix-trie` 0.10 (tree bitmap), `ip_network_table` 0.2 (tree bitmap,
+//! `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), `iptrie` 0.11 (LC-trie)
+//! and a sorted-ranges baseline written here (disjoint ranges, binary search).
+//!
+//! Lookup times on a shared machine move 2x between runs; `examples/score_lookups.rs` counts
+//! what the agent's lookups cost in cache misses instead (under cachegrind), which does not.
 //!
 //! `SPOA_BENCH_PREFIXES=N` changes the table size (default 1,000,000).
 

@@ -140,14 +140,23 @@ impl Scores {
         self.free_retired();
     }
 
-    /// Frees the replaced tables that no handler holds any more; returns how many are still
-    /// held.
+    /// Frees the replaced tables that no handler holds any more (before returning, on a
+    /// thread of their own at nice 19: see [`free_at_low_priority`]); returns how many are
+    /// still held.
     pub fn free_retired(&self) -> usize {
-        let mut retired = lock(&self.retired);
-        // Only this list and the handlers hold a replaced table, and handlers never take one
-        // again: a count of 1 stays 1, and the table is freed here, on this thread.
-        retired.retain(|t| Arc::strong_count(t) > 1);
-        retired.len()
+        let (unused, held) = {
+            let mut retired = lock(&self.retired);
+            // Only this list and the handlers hold a replaced table, and handlers never take
+            // one again: a count of 1 stays 1, and nobody but this call frees the table.
+            let (unused, held): (Vec<_>, Vec<_>) =
+                retired.drain(..).partition(|t| Arc::strong_count(t) == 1);
+            *retired = held;
+            (unused, retired.len())
+        };
+        if !unused.is_empty() {
+            free_at_low_priority(unused);
+        }
+        held
     }
 
     /// The table now, with when it was loaded.
@@ -260,6 +269,23 @@ impl Drop for Reader {
         let mut registry = lock(&self.scores.counters);
         registry.ended = registry.ended.plus(self.counters.read());
         registry.live.retain(|c| !Arc::ptr_eq(c, &self.counters));
+    }
+}
+
+/// Drops `tables` on a thread at nice 19 in short turns ([`Priority::Low`]) and waits for it.
+/// Freeing a million-prefix table hands tens of MiB back to the kernel, milliseconds of CPU:
+/// on the reload thread, at normal priority, that time would be taken from a worker sharing
+/// its CPU as much as it takes it from idle time.
+fn free_at_low_priority(tables: Vec<Arc<Table>>) {
+    let freer = std::thread::Builder::new()
+        .name("scores-free".into())
+        .spawn(move || {
+            set_priority(None, Priority::Low);
+            drop(tables);
+        });
+    // Without a thread to spare, the tables were dropped with the closure, here.
+    if let Ok(freer) = freer {
+        let _ = freer.join();
     }
 }
 
