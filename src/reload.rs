@@ -10,7 +10,8 @@
 //! always finishes with the table it started with, and no connection notices a reload.
 //!
 //! A replaced table is kept by the reload thread until no handler holds it any more, then freed
-//! there: freeing a million-entry table takes milliseconds that no worker should spend. A handler
+//! by a short-lived thread at nice 19 in short turns: freeing a million-entry table takes
+//! milliseconds that no worker should spend, nor wait for on a CPU it shares. A handler
 //! that stays idle keeps its old table until its next NOTIFY (or its connection's end), so up to
 //! two tables (more after reloads in quick succession) can be in memory for a while.
 //!
