@@ -207,6 +207,9 @@ fn check_runtime(cli: &Cli) -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
+    // First, while the process has one thread: it edits the environment.
+    let inherited = inherited_listeners(cli)?;
+    let inherited_count = inherited.as_ref().map_or(0, Vec::len);
     let choice = choose(cli)?;
     if let Some(why) = &choice.fallback {
         log::warn!("runtime auto: io_uring cannot be used, running the std runtime: {why}");
@@ -253,7 +256,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         .runtime
     {
         Runtime::Std => {
-            let server = runtime_std::Server::bind(config.clone()).map_err(|e| e.to_string())?;
+            let server = match inherited {
+                Some(listeners) => runtime_std::Server::with_listeners(config.clone(), listeners),
+                None => runtime_std::Server::bind(config.clone()).map_err(|e| e.to_string())?,
+            };
             let handle = server.shutdown_handle();
             (
                 server.local_addrs(),
@@ -269,8 +275,13 @@ fn run(cli: &Cli) -> Result<(), String> {
                 cpus: cli.cpus.clone().map(|c| c.0),
                 ..Default::default()
             };
-            let server =
-                runtime_uring::Server::bind(config.clone(), options).map_err(|e| e.to_string())?;
+            let server = match inherited {
+                Some(listeners) => {
+                    runtime_uring::Server::with_listeners(config.clone(), options, listeners)
+                }
+                None => runtime_uring::Server::bind(config.clone(), options),
+            }
+            .map_err(|e| e.to_string())?;
             let handle = server.shutdown_handle();
             let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
             let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
@@ -297,9 +308,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
-        "spoa {} listening on {}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
+        "spoa {} listening on {}{}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(", "),
+        if inherited_count > 0 {
+            "; sockets passed by the service manager"
+        } else {
+            ""
+        },
         choice.runtime.name(),
         config.engine.max_frame_size,
         config.engine.capabilities,
@@ -320,6 +336,48 @@ fn run(cli: &Cli) -> Result<(), String> {
         log::info!("scores: {lookups} lookups, {hits} found in a list");
     }
     Ok(())
+}
+
+/// The listening sockets a service manager passed (systemd socket activation: LISTEN_FDS), if
+/// any; `None`: bind `-a`/`-p`. Refuses sockets the agent cannot serve on.
+fn inherited_listeners(cli: &Cli) -> Result<Option<Vec<std::net::TcpListener>>, String> {
+    use runtime_core::inherit::{take_from_environment, Takeover};
+    match take_from_environment().map_err(|e| format!("cannot use the inherited sockets: {e}"))? {
+        Takeover::Bind => Ok(None),
+        Takeover::Ignored { listen_pid } => {
+            log::warn!(
+                "LISTEN_FDS is set for process {}, not this one ({}): ignored, binding {}",
+                listen_pid.as_deref().unwrap_or("(no LISTEN_PID)"),
+                std::process::id(),
+                cli.listen_addresses()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(None)
+        }
+        Takeover::Listeners(inherited) => {
+            for socket in &inherited {
+                log::info!(
+                    "inherited listener: descriptor {}{} on {}",
+                    socket.fd,
+                    socket
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    socket.address
+                );
+            }
+            if !cli.addresses.is_empty() {
+                log::info!(
+                    "-a/--address (SPOA_ADDRESS) not bound: the service manager's sockets replace it"
+                );
+            }
+            Ok(Some(inherited.into_iter().map(|s| s.listener).collect()))
+        }
+    }
 }
 
 /// Starts a graceful stop of the running server.

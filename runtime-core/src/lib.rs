@@ -9,6 +9,7 @@
 //!   ([`ServerConfig::admit`]);
 //! - [`Connections`]: how many connections are open, per worker, and their ids;
 //! - [`listen`](listen()), [`wake_address`]: listening sockets and the accept-side log lines;
+//!   [`inherit`]: listening sockets passed by a service manager (systemd socket activation);
 //! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited;
 //! - [`Metrics`]: what is counted for operators, per connection without a lock (see [`metrics`]).
 //!
@@ -24,11 +25,13 @@
 mod config;
 mod connections;
 mod cpus;
+pub mod inherit;
 mod limiter;
 mod listen;
 pub mod metrics;
 mod report;
 pub mod session;
+mod wake;
 
 pub use config::{HandlerFactory, Refusal, ServerConfig};
 pub use connections::{Connections, Live};
@@ -41,3 +44,4 @@ pub use listen::{
 pub use metrics::Metrics;
 pub use report::{report, End};
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};
+pub use wake::AcceptWake;

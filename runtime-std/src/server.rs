@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, wake_address,
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
     Connections, HandlerFactory, Live, ServerConfig, ACCEPT_BACKOFF,
 };
 use spop_core::{Capabilities, Handler};
@@ -32,6 +32,8 @@ struct Shared {
     stop_requested: Mutex<bool>,
     stop_signal: Condvar,
     connections: Arc<Connections>,
+    /// How the accept threads are woken at a stop.
+    wake: AcceptWake,
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
     streams: Mutex<HashMap<u64, TcpStream>>,
@@ -63,9 +65,16 @@ impl Server {
     /// Binds every address of `config`.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let listeners = listen_all(&config.addresses)?;
+        Ok(Server::with_listeners(config, listeners))
+    }
+
+    /// Serves on listeners made elsewhere (passed by a service manager: see
+    /// [`runtime_core::inherit`]) instead of binding `config.addresses`. They must be listening
+    /// and blocking.
+    pub fn with_listeners(config: ServerConfig, listeners: Vec<TcpListener>) -> Server {
         let connections = Connections::new(1);
         config.metrics.watch(&connections);
-        Ok(Server {
+        Server {
             listeners,
             config,
             shared: Arc::new(Shared {
@@ -73,9 +82,10 @@ impl Server {
                 stop_requested: Mutex::new(false),
                 stop_signal: Condvar::new(),
                 connections,
+                wake: AcceptWake::new(),
                 streams: Mutex::new(HashMap::new()),
             }),
-        })
+        }
     }
 
     /// The bound addresses (with the real port when 0 was asked).
@@ -134,13 +144,16 @@ impl Server {
             }
         }
 
-        // Stop accepting: wake each accept thread with a connection of our own.
-        for addr in &addrs {
-            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_millis(200));
-        }
+        // Stop accepting: wake each accept thread with a connection of our own, kept open until
+        // the threads are done.
+        let wakes: Vec<_> = addrs
+            .iter()
+            .filter_map(|addr| self.shared.wake.wake(*addr).ok())
+            .collect();
         for acceptor in acceptors {
             let _ = acceptor.join();
         }
+        drop(wakes);
 
         // Wake every connection blocked in a read: data already received is still read and
         // answered, then the connection sees end-of-input and says AGENT-DISCONNECT 0.
@@ -174,11 +187,10 @@ fn accept_loop<F: HandlerFactory>(
 ) {
     loop {
         let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
+        let stopping = shared.stopping.load(Ordering::SeqCst);
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
+            Err(_) if stopping => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 log_accept_failure(&e);
@@ -186,6 +198,11 @@ fn accept_loop<F: HandlerFactory>(
                 continue;
             }
         };
+        // Once stopping, the loop ends at its own wake-up; a connection queued before it is
+        // served and drained like the others (see `AcceptWake`).
+        if stopping && shared.wake.is_wake(peer) {
+            return;
+        }
         if let Err(refusal) = config.admit(peer.ip(), shared.connections.count()) {
             log_refusal(peer, refusal);
             continue;
