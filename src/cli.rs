@@ -66,6 +66,13 @@ SCORES FROM CIDR LISTS (--scores FILE, repeatable):
   networks per file, the total and the time taken; a reload also logs the lookups so far and
   how many found the address in a list.
 
+SOCKET ACTIVATION (systemd: examples/systemd/spoa.socket):
+  Started with LISTEN_FDS and LISTEN_PID (a .socket unit with ListenStream=, Accept=no), the
+  agent serves on the listening sockets it is given instead of binding -a/-p, and logs each
+  one. systemd keeps them open across `systemctl restart spoa`: HAProxy's connections wait in
+  the queue while the old agent drains and the new one starts, instead of being refused. A
+  passed descriptor that is not a listening TCP socket stops the startup with the reason.
+
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
@@ -122,7 +129,8 @@ pub struct Cli {
     pub workers: Option<u16>,
 
     /// Address to listen on, IP or IP:PORT; repeatable. Default: 127.0.0.1 and ::1 only, since the
-    /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface.
+    /// agent has no authentication. Use 0.0.0.0 or :: to listen on every interface. Not bound when
+    /// systemd passes listening sockets (see SOCKET ACTIVATION).
     #[arg(short = 'a', long = "address", env = "SPOA_ADDRESS", value_name = "ADDR", value_delimiter = ',', value_parser = parse_address)]
     pub addresses: Vec<ListenAddress>,
 
