@@ -589,7 +589,7 @@ enum Restart {
     /// One failure remains possible, from SPOP itself: the old agent ends each connection with
     /// AGENT-DISCONNECT, and a NOTIFY that HAProxy sends on that connection in the instant
     /// before it reads the DISCONNECT fails (2.6: SPOE error 256, the agent's status 0; 3.2:
-    /// 257, an I/O error). Measured about 1 request in 25 restarts at 400 requests/s.
+    /// 257, an I/O error). Measured: 4 requests in 80 restarts at about 400 requests/s.
     KeptSocket,
 }
 
@@ -686,7 +686,7 @@ fn restart_under_load(
 }
 
 #[test]
-fn restarts_on_a_kept_listening_socket_lose_no_request() {
+fn restarts_on_a_kept_listening_socket_fail_nothing_but_the_disconnect_race() {
     let _serial = serialized();
     for (label, bin) in haproxies() {
         for runtime in runtimes() {
@@ -709,9 +709,10 @@ fn restarts_on_a_kept_listening_socket_lose_no_request() {
                 run.drain_races,
             );
             // Binding the port anew fails about 1.5 requests per restart (SPOE processing
-            // timeouts, refused connections); the drain race about 1 in 25 restarts.
+            // timeouts); the drain race about 1 request in 20 restarts: 4 or more in 5 restarts
+            // would be 1 run in 2000 (Poisson), so more is a change worth a look.
             assert!(
-                run.failures.len() == run.drain_races && run.drain_races <= 2,
+                run.failures.len() == run.drain_races && run.drain_races <= 3,
                 "{context}: {} requests failed ({} like the drain race): {:#?}",
                 run.failures.len(),
                 run.drain_races,
