@@ -606,6 +606,8 @@ struct RestartRun {
     drain_races: usize,
     /// From each SIGTERM to the new agent's startup line.
     gaps: Vec<Duration>,
+    /// The last agent's log and HAProxy's last lines, for a failure's message.
+    logs: Vec<String>,
 }
 
 /// HAProxy (`tests/haproxy/haproxy-test.cfg`) under a request-per-connection load of about
@@ -654,6 +656,8 @@ fn restart_under_load(
         thread::sleep(Duration::from_millis(400));
     }
     let out = load.stop();
+    let mut logs = agent.logs();
+    logs.extend(h.logs.lock().unwrap().iter().rev().take(20).rev().cloned());
     let drain_races = out
         .failures
         .iter()
@@ -682,6 +686,7 @@ fn restart_under_load(
         failures: out.failures.into_iter().map(|(_, why)| why).collect(),
         drain_races,
         gaps: gaps.iter().map(|(from, to)| *to - *from).collect(),
+        logs,
     }
 }
 
@@ -713,10 +718,11 @@ fn restarts_on_a_kept_listening_socket_fail_nothing_but_the_disconnect_race() {
             // would be 1 run in 2000 (Poisson), so more is a change worth a look.
             assert!(
                 run.failures.len() == run.drain_races && run.drain_races <= 3,
-                "{context}: {} requests failed ({} like the drain race): {:#?}",
+                "{context}: {} requests failed ({} like the drain race): {:#?}\nthe last agent's log, then HAProxy's: {:#?}",
                 run.failures.len(),
                 run.drain_races,
-                run.failures
+                run.failures.iter().take(20).collect::<Vec<_>>(),
+                run.logs
             );
             assert!(
                 run.scored_in_gaps > 0,
