@@ -17,9 +17,14 @@
 //! in turn, and their medians are printed: on a shared machine they compare the structures
 //! under the same background load, which runs one after another do not.
 //!
-//! Candidates: `prefix-trie` 0.10 (tree bitmap; what the agent uses), `ip_network_table` 0.2
-//! (tree bitmap, `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), and a
-//! sorted-ranges baseline written here (disjoint ranges, binary search).
+//! Candidates: the agent's own structure (`src/scores/ranges.rs`: disjoint ranges under a radix
+//! index; IPv4 leaves are runs of 16 sorted starts, IPv6 leaves 64-byte blocks of compressed
+//! starts), `prefix-trie` 0.10 (tree bitmap), `ip_network_table` 0.2 (tree bitmap,
+//! `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), `iptrie` 0.11 (LC-trie)
+//! and a sorted-ranges baseline written here (disjoint ranges, binary search).
+//!
+//! Lookup times on a shared machine move 2x between runs; `examples/score_lookups.rs` counts
+//! what the agent's lookups cost in cache misses instead (under cachegrind), which does not.
 //!
 //! `SPOA_BENCH_PREFIXES=N` changes the table size (default 1,000,000).
 
@@ -524,11 +529,11 @@ fn main() {
     let reference = Table::build(&entries);
     let (u4, u6) = reference.families();
     let q = queries(&entries, &reference);
-    let [(r4, n4, d4), (r6, n6, d6)] = reference.shape();
+    let [(r4, n4, d4, b4), (r6, n6, d6, b6)] = reference.shape();
     println!(
         "\n{count} synthetic entries (seed {SEED}): {v4} IPv4, {} IPv6; {u4} + {u6} distinct \
-         networks\nthe agent's table: {} MiB; IPv4 {r4} ranges, {n4} index nodes, depth {d4}; \
-         IPv6 {r6} ranges, {n6} index nodes, depth {d6}\n",
+         networks\nthe agent's table: {} MiB; IPv4 {r4} ranges, {n4} index nodes, depth {d4}, \
+         {b4} blocks; IPv6 {r6} ranges, {n6} index nodes, depth {d6}, {b6} blocks\n",
         count - v4,
         mib(reference.mem_size())
     );

@@ -2,8 +2,9 @@
 # Checks the files operators install, with the agent binary they describe:
 #   - the man page (`spoa --generate man`): `man -l` renders it without a warning;
 #   - the bash completions (`spoa --generate bash`): bash parses them;
-#   - examples/systemd/spoa.service: `systemd-analyze verify` (unknown keys, bad values, a
-#     missing binary, a Documentation= man page that does not exist) prints nothing and passes.
+#   - examples/systemd/spoa.service and spoa.socket: `systemd-analyze verify` (unknown keys, bad
+#     values, a missing binary, a Documentation= man page that does not exist, a socket without
+#     its service) prints nothing and passes.
 # Under CI=true a missing tool fails; elsewhere it is skipped with a loud note.
 #   scripts/check-operator-files.sh [SPOA_BINARY]      default: target/debug/spoa (built if missing)
 set -euo pipefail
@@ -44,14 +45,18 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     # The unit as installed, but running the binary just built.
     sed "s|^ExecStart=/usr/local/bin/spoa|ExecStart=$bin|" examples/systemd/spoa.service \
         > "$tmp/spoa.service"
-    # MANPATH: Documentation=man:spoa(1) is checked against the page just generated.
-    if ! out=$(MANPATH="$tmp/man" systemd-analyze verify "$tmp/spoa.service" 2>&1) ||
-        [ -n "$out" ]; then
-        echo "examples/systemd/spoa.service: systemd-analyze verify:" >&2
-        echo "$out" >&2
-        exit 1
-    fi
-    echo "examples/systemd/spoa.service: systemd-analyze verify passed"
+    cp examples/systemd/spoa.socket "$tmp/spoa.socket"
+    # MANPATH: Documentation=man:spoa(1) is checked against the page just generated. The socket
+    # is verified with its service beside it (its Service=, by name).
+    for unit in spoa.service spoa.socket; do
+        if ! out=$(cd "$tmp" && MANPATH="$tmp/man" systemd-analyze verify "$tmp/$unit" 2>&1) ||
+            [ -n "$out" ]; then
+            echo "examples/systemd/$unit: systemd-analyze verify:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+        echo "examples/systemd/$unit: systemd-analyze verify passed"
+    done
 else
-    missing systemd-analyze examples/systemd/spoa.service
+    missing systemd-analyze "examples/systemd/spoa.service and spoa.socket"
 fi

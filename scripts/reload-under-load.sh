@@ -6,9 +6,10 @@
 # reload and no-reload alternating first) so that a change in the machine's background load
 # hits both alike; the agent runs on CPU 1 with one worker, the load generator on CPU 0.
 #
-# Usage: scripts/reload-under-load.sh [ROUNDS] [ENTRIES]     (defaults: 3, 1000000)
+# Usage: [SPOA=agent-binary] scripts/reload-under-load.sh [ROUNDS] [ENTRIES]   (defaults: 3, 1000000)
 # Output: one line per run, the median per runtime and mode, and the p99 ratio (with reloads /
 # without) of each round, whose two runs were back to back; logs in target/reload-under-load/.
+# The files the reloads read are copied before each run, so a swap during the window is a rename.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,7 +21,8 @@ out=target/reload-under-load
 mkdir -p "$out"
 
 cargo build --release --bin spoa -p spoa --bin spoa-loadgen -p spoa-loadgen --example synthetic_scores >&2
-spoa=target/release/spoa
+# SPOA=path measures another build of the agent (say, the previous commit's) with the same load.
+spoa=${SPOA:-target/release/spoa}
 loadgen=target/release/spoa-loadgen
 
 # Two tables that differ everywhere, plus nested networks over the load generator's addresses
@@ -43,6 +45,11 @@ if can_uring; then runtimes="std uring"; else echo "uring runtime unavailable he
 run() { # runtime mode round
     local rt=$1 mode=$2 round=$3 log="$out/agent-$1-$2-$3.log"
     cp "$out/table-a.txt" "$out/scores.txt"
+    # The ten files the reloads will read, copied now (in both modes, alike): copying 24 MiB
+    # during the window would take CPU time that is not the agent's.
+    for n in $(seq 1 10); do
+        cp "$out/table-$([ $((n % 2)) = 1 ] && echo b || echo a).txt" "$out/swap-$n.txt"
+    done
     taskset -c 1 "$spoa" --runtime "$rt" -n 1 -a 127.0.0.1 -p 0 --scores "$out/scores.txt" 2>"$log" &
     local pid=$!
     local addr=""
@@ -61,8 +68,7 @@ run() { # runtime mode round
         # Ten swaps spread over the measured window; each waits for the agent to say it is done.
         for n in $(seq 1 10); do
             sleep 0.5
-            local next; next=$([ $((n % 2)) = 1 ] && echo b || echo a)
-            cp "$out/table-$next.txt" "$out/scores.next" && mv "$out/scores.next" "$out/scores.txt"
+            mv "$out/swap-$n.txt" "$out/scores.txt"
             local before; before=$(grep -c 'scores reloaded' "$log" || true)
             kill -HUP "$pid"
             for _ in $(seq 1 400); do

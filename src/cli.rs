@@ -78,6 +78,16 @@ UNIX SOCKETS (-a unix:/PATH):
   replaced at start (logged); a path where an agent is listening, or a file that is not a
   socket, stops the startup. The file is removed at a clean stop (SIGTERM, SIGINT).
 
+SOCKET ACTIVATION (systemd: examples/systemd/spoa.socket):
+  Started with LISTEN_FDS and LISTEN_PID (a .socket unit with ListenStream=, Accept=no), the
+  agent serves on the listening sockets it is given instead of binding -a/-p, and logs each
+  one. systemd keeps them open across `systemctl restart spoa`: HAProxy's connections wait in
+  the queue while the old agent drains and the new one starts, instead of being refused. A
+  socket file (ListenStream=/run/spoa/spoa.sock) is systemd's: its mode and owner come from
+  SocketMode=, SocketUser=, SocketGroup= (not --unix-mode, --unix-owner), and it stays when
+  the agent stops. A passed descriptor that is not a listening TCP or Unix stream socket
+  stops the startup with the reason.
+
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
@@ -136,7 +146,8 @@ pub struct Cli {
     /// Address to listen on: IP, IP:PORT, or unix:/PATH (a Unix socket file, absolute path,
     /// reached by HAProxy as `server x unix@/PATH`; see UNIX SOCKETS); repeatable, TCP and Unix
     /// may be mixed. Default: 127.0.0.1 and ::1 only, since the agent has no authentication. Use
-    /// 0.0.0.0 or :: to listen on every interface.
+    /// 0.0.0.0 or :: to listen on every interface. Not bound when systemd passes listening
+    /// sockets (see SOCKET ACTIVATION).
     #[arg(short = 'a', long = "address", env = "SPOA_ADDRESS", value_name = "ADDR", value_delimiter = ',', value_parser = parse_address)]
     pub addresses: Vec<AddressArg>,
 

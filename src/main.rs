@@ -206,6 +206,9 @@ fn check_runtime(cli: &Cli) -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
+    // First, while the process has one thread: it edits the environment.
+    let inherited = inherited_listeners(cli)?;
+    let passed_by_manager = inherited.is_some();
     let choice = choose(cli)?;
     if let Some(why) = &choice.fallback {
         log::warn!("runtime auto: io_uring cannot be used, running the std runtime: {why}");
@@ -221,10 +224,18 @@ fn run(cli: &Cli) -> Result<(), String> {
     if cli.workers.is_some() && choice.runtime == Runtime::Std {
         log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
     }
-    if (cli.unix_mode.is_some() || cli.unix_owner.is_some()) && !cli.has_unix_address() {
-        log::warn!("--unix-mode and --unix-owner apply to -a unix:/PATH sockets only: ignored");
+    if (cli.unix_mode.is_some() || cli.unix_owner.is_some())
+        && (passed_by_manager || !cli.has_unix_address())
+    {
+        log::warn!(
+            "--unix-mode and --unix-owner apply to the -a unix:/PATH sockets the agent binds only: ignored"
+        );
     }
-    let addresses = cli.listen_addresses();
+    // Where the agent listens: the sockets the service manager passed, or the -a addresses.
+    let addresses = match &inherited {
+        Some(listeners) => listeners.addresses(),
+        None => cli.listen_addresses(),
+    };
     if !cli.allow_from.is_empty() && addresses.iter().all(|a| a.tcp().is_none()) {
         log::warn!(
             "--allow-from applies to TCP listeners only (a Unix socket's file mode and owner say who may connect): ignored"
@@ -258,11 +269,16 @@ fn run(cli: &Cli) -> Result<(), String> {
         .with_scores(scores.clone());
 
     // The same three steps on either runtime: bind, log the startup line, serve until a signal.
+    let listeners = match inherited {
+        Some(listeners) => listeners,
+        None => {
+            runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| e.to_string())?
+        }
+    };
     let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
         match choice.runtime {
             Runtime::Std => {
-                let server =
-                    runtime_std::Server::bind(config.clone()).map_err(|e| e.to_string())?;
+                let server = runtime_std::Server::with_listeners(config.clone(), listeners);
                 let handle = server.shutdown_handle();
                 (
                     server.listen_addresses(),
@@ -278,8 +294,9 @@ fn run(cli: &Cli) -> Result<(), String> {
                     cpus: cli.cpus.clone().map(|c| c.0),
                     ..Default::default()
                 };
-                let server = runtime_uring::Server::bind(config.clone(), options)
-                    .map_err(|e| e.to_string())?;
+                let server =
+                    runtime_uring::Server::with_listeners(config.clone(), options, listeners)
+                        .map_err(|e| e.to_string())?;
                 let handle = server.shutdown_handle();
                 let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
                 let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
@@ -316,9 +333,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
-        "spoa {} listening on {}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
+        "spoa {} listening on {}{}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(", "),
+        if passed_by_manager {
+            "; sockets passed by the service manager"
+        } else {
+            ""
+        },
         choice.runtime.name(),
         config.engine.max_frame_size,
         config.engine.capabilities,
@@ -339,6 +361,50 @@ fn run(cli: &Cli) -> Result<(), String> {
         log::info!("scores: {lookups} lookups, {hits} found in a list");
     }
     Ok(())
+}
+
+/// The listening sockets a service manager passed (systemd socket activation: LISTEN_FDS), if
+/// any; `None`: bind `-a`/`-p`. Refuses sockets the agent cannot serve on.
+fn inherited_listeners(cli: &Cli) -> Result<Option<runtime_core::Listeners>, String> {
+    use runtime_core::inherit::{take_from_environment, Takeover};
+    match take_from_environment().map_err(|e| format!("cannot use the inherited sockets: {e}"))? {
+        Takeover::Bind => Ok(None),
+        Takeover::Ignored { listen_pid } => {
+            log::warn!(
+                "LISTEN_FDS is set for process {}, not this one ({}): ignored, binding {}",
+                listen_pid.as_deref().unwrap_or("(no LISTEN_PID)"),
+                std::process::id(),
+                cli.listen_addresses()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(None)
+        }
+        Takeover::Listeners(inherited) => {
+            for socket in &inherited {
+                log::info!(
+                    "inherited listener: descriptor {}{} on {}",
+                    socket.fd,
+                    socket
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    socket.address
+                );
+            }
+            if !cli.addresses.is_empty() {
+                log::info!(
+                    "-a/--address (SPOA_ADDRESS) not bound: the service manager's sockets replace it"
+                );
+            }
+            Ok(Some(runtime_core::Listeners::adopted(
+                inherited.into_iter().map(|s| s.listener).collect(),
+            )))
+        }
+    }
 }
 
 /// Starts a graceful stop of the running server.

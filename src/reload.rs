@@ -10,7 +10,8 @@
 //! always finishes with the table it started with, and no connection notices a reload.
 //!
 //! A replaced table is kept by the reload thread until no handler holds it any more, then freed
-//! there: freeing a million-entry table takes milliseconds that no worker should spend. A handler
+//! by a short-lived thread at nice 19 in short turns: freeing a million-entry table takes
+//! milliseconds that no worker should spend, nor wait for on a CPU it shares. A handler
 //! that stays idle keeps its old table until its next NOTIFY (or its connection's end), so up to
 //! two tables (more after reloads in quick succession) can be in memory for a while.
 //!
@@ -140,14 +141,23 @@ impl Scores {
         self.free_retired();
     }
 
-    /// Frees the replaced tables that no handler holds any more; returns how many are still
-    /// held.
+    /// Frees the replaced tables that no handler holds any more (before returning, on a
+    /// thread of their own at nice 19: see [`free_at_low_priority`]); returns how many are
+    /// still held.
     pub fn free_retired(&self) -> usize {
-        let mut retired = lock(&self.retired);
-        // Only this list and the handlers hold a replaced table, and handlers never take one
-        // again: a count of 1 stays 1, and the table is freed here, on this thread.
-        retired.retain(|t| Arc::strong_count(t) > 1);
-        retired.len()
+        let (unused, held) = {
+            let mut retired = lock(&self.retired);
+            // Only this list and the handlers hold a replaced table, and handlers never take
+            // one again: a count of 1 stays 1, and nobody but this call frees the table.
+            let (unused, held): (Vec<_>, Vec<_>) =
+                retired.drain(..).partition(|t| Arc::strong_count(t) == 1);
+            *retired = held;
+            (unused, retired.len())
+        };
+        if !unused.is_empty() {
+            free_at_low_priority(unused);
+        }
+        held
     }
 
     /// The table now, with when it was loaded.
@@ -260,6 +270,23 @@ impl Drop for Reader {
         let mut registry = lock(&self.scores.counters);
         registry.ended = registry.ended.plus(self.counters.read());
         registry.live.retain(|c| !Arc::ptr_eq(c, &self.counters));
+    }
+}
+
+/// Drops `tables` on a thread at nice 19 in short turns ([`Priority::Low`]) and waits for it.
+/// Freeing a million-prefix table hands tens of MiB back to the kernel, milliseconds of CPU:
+/// on the reload thread, at normal priority, that time would be taken from a worker sharing
+/// its CPU as much as it takes it from idle time.
+fn free_at_low_priority(tables: Vec<Arc<Table>>) {
+    let freer = std::thread::Builder::new()
+        .name("scores-free".into())
+        .spawn(move || {
+            set_priority(None, Priority::Low);
+            drop(tables);
+        });
+    // Without a thread to spare, the tables were dropped with the closure, here.
+    if let Ok(freer) = freer {
+        let _ = freer.join();
     }
 }
 
@@ -503,9 +530,16 @@ enum Priority {
     /// only shrinks a thread's share, and a waking worker can still wait for its time slice:
     /// p99 went from 0.2 ms to 0.5..1.2 ms during ten reloads of a 1M-prefix table that way.
     Idle,
-    /// SCHED_OTHER at nice 19.
+    /// SCHED_OTHER at nice 19, in turns of [`BUILD_SLICE`].
     Low,
 }
+
+/// The longest the build thread runs at a time once it runs at nice 19 (Linux 6.12 and later;
+/// earlier kernels keep their default). A worker that is never idle does not wake up, so it
+/// does not preempt the build: it waits for the build's turn to end, by default 0.7 ms times
+/// 1 + log2(CPUs) (1.4 ms on two CPUs), which is what a reload added to p99. The kernel's
+/// shortest is 0.1 ms. The build gets the same share of the CPU, in shorter turns.
+const BUILD_SLICE: Duration = Duration::from_micros(100);
 
 /// Sets the scheduling of thread `tid` (`None`: the calling thread); returns the thread id.
 /// Lowering a thread's priority is always allowed; where it fails (or off Linux) the thread
@@ -513,15 +547,21 @@ enum Priority {
 fn set_priority(tid: Option<i32>, priority: Priority) -> Option<i32> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls; the parameter struct lives across the call.
+        // SAFETY: plain system calls; the parameter structs live across the calls.
         unsafe {
             let tid = tid.unwrap_or_else(|| libc::syscall(libc::SYS_gettid) as libc::pid_t);
             let param = libc::sched_param { sched_priority: 0 };
             let done = match priority {
                 Priority::Idle => libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) == 0,
                 Priority::Low => {
-                    libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) == 0
-                        && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) == 0
+                    let mut attr: libc::sched_attr = std::mem::zeroed();
+                    attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
+                    attr.sched_policy = libc::SCHED_OTHER as u32;
+                    attr.sched_nice = 19;
+                    attr.sched_runtime = BUILD_SLICE.as_nanos() as u64;
+                    libc::syscall(libc::SYS_sched_setattr, tid, &attr, 0u32) == 0
+                        || (libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) == 0
+                            && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) == 0)
                 }
             };
             if !done {

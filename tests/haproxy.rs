@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -199,18 +200,31 @@ impl Response {
 
     /// Asserts the SPOE answered: `x-ip-score` is an integer 0..=100 and no SPOE error is set.
     fn score(&self, context: &str) -> i64 {
-        assert_eq!(self.status, 200, "{context}");
+        self.checked_score()
+            .unwrap_or_else(|why| panic!("{context}: {why}"))
+    }
+
+    /// The score, or why the SPOE did not answer.
+    fn checked_score(&self) -> Result<i64, String> {
+        if self.status != 200 {
+            return Err(format!("status {}", self.status));
+        }
         // HAProxy leaves out a header whose value is empty: no header, no error.
         let error = self.header("x-spoe-error").unwrap_or("");
-        assert_eq!(error, "", "{context}: SPOE error {error}");
-        let score = self
-            .header("x-ip-score")
-            .unwrap_or_else(|| panic!("{context}: no x-ip-score"));
+        if !error.is_empty() {
+            return Err(format!(
+                "SPOE error {error} after {} ms",
+                self.header("x-spoe-ptime").unwrap_or("?")
+            ));
+        }
+        let score = self.header("x-ip-score").ok_or("no x-ip-score")?;
         let score: i64 = score
             .parse()
-            .unwrap_or_else(|_| panic!("{context}: x-ip-score {score:?} is not an integer"));
-        assert!((0..=100).contains(&score), "{context}: score {score}");
-        score
+            .map_err(|_| format!("x-ip-score {score:?} is not an integer"))?;
+        if !(0..=100).contains(&score) {
+            return Err(format!("score {score}"));
+        }
+        Ok(score)
     }
 }
 
@@ -219,12 +233,23 @@ struct Client(BufReader<TcpStream>);
 
 /// One request on `c`, written with one write (no Nagle stall).
 fn get(c: &mut Client, path: &str) -> Response {
+    try_get(c, path).unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// [`get`], saying what went wrong instead of panicking.
+fn try_get(c: &mut Client, path: &str) -> Result<Response, String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
-    c.0.get_mut().write_all(request.as_bytes()).unwrap();
+    c.0.get_mut()
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("request: {e}"))?;
     let mut head = String::new();
     while !head.ends_with("\r\n\r\n") {
-        let n = c.0.read_line(&mut head).expect("response head");
-        assert!(n > 0, "connection closed before the response");
+        let n =
+            c.0.read_line(&mut head)
+                .map_err(|e| format!("response head: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before the response".into());
+        }
     }
     let mut lines = head.split("\r\n");
     let status = lines
@@ -242,8 +267,9 @@ fn get(c: &mut Client, path: &str) -> Response {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0u8; len];
-    c.0.read_exact(&mut body).unwrap();
-    Response { status, headers }
+    c.0.read_exact(&mut body)
+        .map_err(|e| format!("response body: {e}"))?;
+    Ok(Response { status, headers })
 }
 
 /// One HAProxy test at a time: each runs HAProxy 2.6 and 3.2 against both runtimes, with the
@@ -561,4 +587,276 @@ fn haproxy_reaches_the_agent_over_a_unix_socket() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Clients sending one request per connection through HAProxy (from IPv4 and IPv6 loopback in
+/// turn), each pausing between requests, and what became of every request.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<thread::JoinHandle<Outcomes>>,
+}
+
+#[derive(Default)]
+struct Outcomes {
+    /// When each request answered with a score was sent.
+    scored: Vec<Instant>,
+    /// Every other request: when it was sent and what went wrong.
+    failures: Vec<(Instant, String)>,
+}
+
+impl Load {
+    fn start(h: &Haproxy, clients: usize, pause: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let clients = (0..clients)
+            .map(|i| {
+                let stop = Arc::clone(&stop);
+                let addr: SocketAddr = if i % 2 == 1 {
+                    format!("[::1]:{}", h.fe_port)
+                } else {
+                    format!("127.0.0.1:{}", h.fe_port)
+                }
+                .parse()
+                .unwrap();
+                thread::spawn(move || {
+                    let mut out = Outcomes::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let answer = TcpStream::connect(addr)
+                            .map_err(|e| format!("connect: {e}"))
+                            .and_then(|s| {
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                                let _ = s.set_nodelay(true);
+                                try_get(&mut Client(BufReader::new(s)), "/")
+                            })
+                            .and_then(|r| r.checked_score());
+                        match answer {
+                            Ok(_) => out.scored.push(sent),
+                            Err(why) => out.failures.push((
+                                sent,
+                                format!(
+                                    "request sent at {} ms: {why}",
+                                    (sent - started).as_millis()
+                                ),
+                            )),
+                        }
+                        thread::sleep(pause);
+                    }
+                    out
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    fn stop(self) -> Outcomes {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = Outcomes::default();
+        for client in self.clients {
+            let out = client.join().unwrap();
+            all.scored.extend(out.scored);
+            all.failures.extend(out.failures);
+        }
+        all
+    }
+}
+
+/// How the agent is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Restart {
+    /// It binds its port itself (`-a`, `-p`): the port is closed from the old agent's exit to
+    /// the new agent's bind.
+    Bind,
+    /// The test keeps a listening socket and passes it to each agent (LISTEN_FDS), as systemd
+    /// does with a socket unit: stop the old agent (SIGTERM, wait for its exit), start the new
+    /// one on the same socket. Connections made meanwhile wait in the socket's queue.
+    ///
+    /// One failure remains possible, from SPOP itself: the old agent ends each connection with
+    /// AGENT-DISCONNECT, and a NOTIFY that HAProxy sends on that connection in the instant
+    /// before it reads the DISCONNECT fails (2.6: SPOE error 256, the agent's status 0; 3.2:
+    /// 257, an I/O error). Measured: 4 requests in 80 restarts at about 400 requests/s.
+    KeptSocket,
+}
+
+/// What a run of [`restart_under_load`] saw.
+struct RestartRun {
+    scored: usize,
+    /// Scored requests sent while no agent was ready (from the SIGTERM to the new agent's
+    /// startup line): the ones a restart puts at risk.
+    scored_in_gaps: usize,
+    failures: Vec<String>,
+    /// Of `failures`, those that look like the drain race (see [`Restart::KeptSocket`]): sent
+    /// within 10 ms of a SIGTERM and failed at once with the agent's AGENT-DISCONNECT (2.6: SPOE
+    /// error 256, status 0) or the I/O error of its close (3.2: 257).
+    drain_races: usize,
+    /// From each SIGTERM to the new agent's startup line.
+    gaps: Vec<Duration>,
+    /// The last agent's log and HAProxy's last lines, for a failure's message.
+    logs: Vec<String>,
+}
+
+/// HAProxy (`tests/haproxy/haproxy-test.cfg`) under a request-per-connection load of about
+/// `clients` x 1/`pause` requests/s while the agent is restarted `restarts` times, 400 ms apart.
+fn restart_under_load(
+    label: &str,
+    bin: &PathBuf,
+    runtime: &'static str,
+    how: Restart,
+    restarts: usize,
+    clients: usize,
+    pause: Duration,
+) -> RestartRun {
+    let socket = runtime_core::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let kept = match how {
+        Restart::KeptSocket => Some(socket),
+        Restart::Bind => {
+            drop(socket);
+            None
+        }
+    };
+    let port_arg = port.to_string();
+    let start_agent = || match &kept {
+        Some(socket) => support::inherit::start_on(runtime, socket, &[]),
+        None => Agent::start_on(runtime, &["-a", "127.0.0.1", "-p", &port_arg], &[]),
+    };
+    let mut agent = start_agent();
+    let h = Haproxy::start(label, bin, port);
+    let load = Load::start(&h, clients, pause);
+    thread::sleep(Duration::from_millis(500));
+    let mut gaps = Vec::new();
+    for n in 0..restarts {
+        let stopped = Instant::now();
+        agent.signal("TERM");
+        while agent.child.try_wait().unwrap().is_none() {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(10),
+                "HAProxy {label}, {runtime} runtime: restart {n}: the agent did not stop: {:?}",
+                agent.logs()
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        agent = start_agent();
+        gaps.push((stopped, Instant::now()));
+        thread::sleep(Duration::from_millis(400));
+    }
+    let out = load.stop();
+    let mut logs = agent.logs();
+    logs.extend(h.logs.lock().unwrap().iter().rev().take(20).rev().cloned());
+    let drain_races = out
+        .failures
+        .iter()
+        .filter(|(sent, why)| {
+            let at_a_sigterm = gaps.iter().any(|(term, _)| {
+                let apart = sent
+                    .checked_duration_since(*term)
+                    .unwrap_or_else(|| *term - *sent);
+                apart < Duration::from_millis(10)
+            });
+            let at_once = ["SPOE error 256 after 0 ms", "SPOE error 256 after 1 ms"]
+                .iter()
+                .chain(&["SPOE error 257 after 0 ms", "SPOE error 257 after 1 ms"])
+                .any(|signature| why.ends_with(signature));
+            at_a_sigterm && at_once
+        })
+        .count();
+    let scored_in_gaps = out
+        .scored
+        .iter()
+        .filter(|sent| gaps.iter().any(|(from, to)| from <= *sent && *sent <= to))
+        .count();
+    RestartRun {
+        scored: out.scored.len(),
+        scored_in_gaps,
+        failures: out.failures.into_iter().map(|(_, why)| why).collect(),
+        drain_races,
+        gaps: gaps.iter().map(|(from, to)| *to - *from).collect(),
+        logs,
+    }
+}
+
+#[test]
+fn restarts_on_a_kept_listening_socket_fail_nothing_but_the_disconnect_race() {
+    let _serial = serialized();
+    for (label, bin) in haproxies() {
+        for runtime in runtimes() {
+            let context = format!("HAProxy {label}, {runtime} runtime");
+            let run = restart_under_load(
+                &label,
+                &bin,
+                runtime,
+                Restart::KeptSocket,
+                5,
+                4,
+                Duration::from_millis(10),
+            );
+            eprintln!(
+                "{context}: 5 restarts (each {:?}), {} requests scored, {} of them sent during a restart, {} failed ({} by the drain race)",
+                run.gaps,
+                run.scored,
+                run.scored_in_gaps,
+                run.failures.len(),
+                run.drain_races,
+            );
+            // Binding the port anew fails about 1.5 requests per restart (SPOE processing
+            // timeouts); the drain race about 1 request in 20 restarts: 4 or more in 5 restarts
+            // would be 1 run in 2000 (Poisson), so more is a change worth a look.
+            assert!(
+                run.failures.len() == run.drain_races && run.drain_races <= 3,
+                "{context}: {} requests failed ({} like the drain race): {:#?}\nthe last agent's log, then HAProxy's: {:#?}",
+                run.failures.len(),
+                run.drain_races,
+                run.failures.iter().take(20).collect::<Vec<_>>(),
+                run.logs
+            );
+            assert!(
+                run.scored_in_gaps > 0,
+                "{context}: no request was sent while the agent restarted: the load proved nothing"
+            );
+        }
+    }
+}
+
+/// `scripts/restart-under-load.sh`: the same restarts with the agent binding its own port
+/// (`SPOA_RESTART=bind`) or on a kept socket (`kept`), `SPOA_RESTARTS` times (10), one line of
+/// numbers per HAProxy version and runtime. Measures, asserts nothing.
+#[test]
+#[ignore = "a measurement: scripts/restart-under-load.sh"]
+fn measure_restarts_under_load() {
+    let _serial = serialized();
+    let how = match std::env::var("SPOA_RESTART").as_deref() {
+        Ok("bind") => Restart::Bind,
+        _ => Restart::KeptSocket,
+    };
+    let restarts: usize = std::env::var("SPOA_RESTARTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    for (label, bin) in haproxies() {
+        for runtime in runtimes() {
+            let run = restart_under_load(
+                &label,
+                &bin,
+                runtime,
+                how,
+                restarts,
+                4,
+                Duration::from_millis(10),
+            );
+            let mut gaps: Vec<u128> = run.gaps.iter().map(Duration::as_millis).collect();
+            gaps.sort_unstable();
+            println!(
+                "RESULT haproxy={label} runtime={runtime} restart={how:?} restarts={restarts} scored={} scored_during_restarts={} failed={} drain_race={} restart_ms_median={} restart_ms_max={}",
+                run.scored,
+                run.scored_in_gaps,
+                run.failures.len(),
+                run.drain_races,
+                gaps.get(gaps.len() / 2).copied().unwrap_or(0),
+                gaps.last().copied().unwrap_or(0),
+            );
+            for failure in &run.failures {
+                println!("FAILURE haproxy={label} runtime={runtime} restart={how:?}: {failure}");
+            }
+        }
+    }
 }

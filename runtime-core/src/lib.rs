@@ -10,9 +10,12 @@
 //! - [`Connections`]: how many connections are open, per worker, and their ids;
 //! - [`ListenAddress`], [`Peer`]: where an agent listens (TCP or a Unix socket file) and who is
 //!   connected, in log lines and admission;
-//! - [`listen_all`], [`wake`]: listening sockets from listen addresses (a Unix socket's file:
-//!   stale ones replaced, mode and owner, removed at the stop), how a runtime wakes its own
-//!   accept loops at the stop, and the accept-side log lines;
+//! - [`Listeners`]: the listening sockets a runtime serves on, from one of two places:
+//!   [`listen_all`] binds the listen addresses (a Unix socket's file: stale ones replaced, mode
+//!   and owner, removed at the stop), [`inherit`] takes those a service manager passed (systemd
+//!   socket activation); and the accept-side log lines;
+//! - [`AcceptWake`]: how a runtime wakes its own accept loops at the stop, leaving connections
+//!   queued after the wake-up for the next process;
 //! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited;
 //! - [`Metrics`]: what is counted for operators, per connection without a lock (see [`metrics`]).
 //!
@@ -29,6 +32,7 @@ mod address;
 mod config;
 mod connections;
 mod cpus;
+pub mod inherit;
 mod limiter;
 mod listen;
 pub mod metrics;
@@ -36,6 +40,7 @@ mod report;
 pub mod session;
 #[cfg(unix)]
 mod socket_file;
+mod wake;
 
 pub use address::{ListenAddress, Peer, UNIX_PATH_MAX};
 pub use config::{HandlerFactory, Refusal, ServerConfig, UnixPermissions};
@@ -43,7 +48,7 @@ pub use connections::{Connections, Live};
 pub use cpus::{format_cpu_list, parse_cpu_list, CpuList};
 pub use limiter::LogLimiter;
 pub use listen::{
-    listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake, wake_address,
+    listen, listen_all, log_accept_failure, log_accept_warning, log_refusal, wake_address,
     Listener, Listeners, ACCEPT_BACKOFF, LISTEN_BACKLOG,
 };
 pub use metrics::Metrics;
@@ -51,3 +56,4 @@ pub use report::{report, End};
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};
 #[cfg(unix)]
 pub use socket_file::{describe as describe_socket_file, listen_unix, SocketFile};
+pub use wake::{AcceptWake, Wake};

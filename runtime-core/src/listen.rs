@@ -1,11 +1,10 @@
-//! Listening sockets from listen addresses, the same for every runtime, how a runtime wakes
-//! its own accept loops, and the log lines of accepting.
+//! Listening sockets from listen addresses, the same for every runtime, and the log lines of
+//! accepting.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +101,15 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Listeners made elsewhere (passed by a service manager: see [`crate::inherit`]), with no
+    /// socket file to remove: whoever made a Unix one owns its file.
+    pub fn adopted(sockets: Vec<Listener>) -> Listeners {
+        Listeners {
+            sockets,
+            ..Listeners::default()
+        }
+    }
+
     /// Where the listeners listen.
     pub fn addresses(&self) -> Vec<ListenAddress> {
         self.sockets
@@ -152,7 +160,7 @@ pub fn listen_all(
 }
 
 /// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on
-/// loopback).
+/// loopback): where [`crate::AcceptWake`] connects.
 pub fn wake_address(addr: SocketAddr) -> SocketAddr {
     let mut target = addr;
     if addr.ip().is_unspecified() {
@@ -162,26 +170,6 @@ pub fn wake_address(addr: SocketAddr) -> SocketAddr {
         });
     }
     target
-}
-
-/// Wakes an accept loop blocked on the listener at `address` with a connection of our own: how
-/// a runtime stops accepting (the loop sees the stop flag once it wakes). Never blocks long: a
-/// Unix connect does not wait for a full queue (a full queue means the loop is awake anyway).
-pub fn wake(address: &ListenAddress) {
-    match address {
-        ListenAddress::Tcp(addr) => {
-            let _ = TcpStream::connect_timeout(&wake_address(*addr), Duration::from_millis(200));
-        }
-        #[cfg(unix)]
-        ListenAddress::Unix(path) => wake_unix(path),
-        #[cfg(not(unix))]
-        ListenAddress::Unix(_) => {}
-    }
-}
-
-#[cfg(unix)]
-fn wake_unix(path: &Path) {
-    let _ = crate::socket_file::probe(path);
 }
 
 /// Logs (rate-limited) a connection closed at accept.

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, wake, Connections,
-    HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
+    Connections, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
+    ACCEPT_BACKOFF,
 };
 use spop_core::{Capabilities, Handler};
 
@@ -34,6 +35,8 @@ struct Shared {
     stop_requested: Mutex<bool>,
     stop_signal: Condvar,
     connections: Arc<Connections>,
+    /// How the accept threads are woken at a stop.
+    wake: AcceptWake,
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
     streams: Mutex<HashMap<u64, Stream>>,
@@ -65,9 +68,16 @@ impl Server {
     /// Binds every address of `config`.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let listeners = listen_all(&config.addresses, &config.unix)?;
+        Ok(Server::with_listeners(config, listeners))
+    }
+
+    /// Serves on listeners made elsewhere (passed by a service manager: see
+    /// [`runtime_core::inherit`] and [`Listeners::adopted`]) instead of binding
+    /// `config.addresses`. They must be listening and blocking.
+    pub fn with_listeners(config: ServerConfig, listeners: Listeners) -> Server {
         let connections = Connections::new(1);
         config.metrics.watch(&connections);
-        Ok(Server {
+        Server {
             listeners,
             config,
             shared: Arc::new(Shared {
@@ -75,9 +85,10 @@ impl Server {
                 stop_requested: Mutex::new(false),
                 stop_signal: Condvar::new(),
                 connections,
+                wake: AcceptWake::new(),
                 streams: Mutex::new(HashMap::new()),
             }),
-        })
+        }
     }
 
     /// The bound TCP addresses (with the real port when 0 was asked).
@@ -143,13 +154,16 @@ impl Server {
             }
         }
 
-        // Stop accepting: wake each accept thread with a connection of our own.
-        for addr in &addrs {
-            wake(addr);
-        }
+        // Stop accepting: wake each accept thread with a connection of our own, kept open until
+        // the threads are done.
+        let wakes: Vec<_> = addrs
+            .iter()
+            .filter_map(|addr| self.shared.wake.wake(addr).ok())
+            .collect();
         for acceptor in acceptors {
             let _ = acceptor.join();
         }
+        drop(wakes);
 
         // Wake every connection blocked in a read: data already received is still read and
         // answered, then the connection sees end-of-input and says AGENT-DISCONNECT 0.
@@ -198,11 +212,10 @@ fn accept_loop<F: HandlerFactory>(
     let unix_peer = listener.unix_peer();
     loop {
         let accepted = accept(&listener, unix_peer.as_ref());
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
+        let stopping = shared.stopping.load(Ordering::SeqCst);
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
+            Err(_) if stopping => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 log_accept_failure(&e);
@@ -210,6 +223,11 @@ fn accept_loop<F: HandlerFactory>(
                 continue;
             }
         };
+        // Once stopping, the loop ends at its own wake-up; a connection queued before it is
+        // served and drained like the others (see `AcceptWake`).
+        if stopping && shared.wake.is_wake(&stream) {
+            return;
+        }
         if let Err(refusal) = config.admit(&peer, shared.connections.count()) {
             log_refusal(&peer, refusal);
             continue;

@@ -14,7 +14,7 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, S
 use glommio::net::{AcceptedTcpStream, TcpListener};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, wake, Connections,
+    listen_all, log_accept_failure, log_accept_warning, log_refusal, AcceptWake, Connections,
     HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
 };
 use spop_core::Handler;
@@ -95,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) stopping: AtomicBool,
     /// Open connections, per executor.
     pub(crate) connections: Arc<Connections>,
+    /// How the accept loops are woken at a stop.
+    wake: AcceptWake,
     state: Mutex<RunState>,
     signal: Condvar,
 }
@@ -135,17 +137,39 @@ impl Server {
     /// Checks that io_uring can run `config.workers` executors here ([`probe`]), picks their
     /// CPUs and binds every address of `config`.
     pub fn bind(config: ServerConfig, options: UringOptions) -> io::Result<Server> {
+        Server::prepare(config, options, |config| {
+            listen_all(&config.addresses, &config.unix)
+        })
+    }
+
+    /// [`Server::bind`] on listeners made elsewhere (passed by a service manager: see
+    /// [`runtime_core::inherit`] and [`Listeners::adopted`]) instead of binding
+    /// `config.addresses`. They must be listening and blocking.
+    pub fn with_listeners(
+        config: ServerConfig,
+        options: UringOptions,
+        listeners: Listeners,
+    ) -> io::Result<Server> {
+        Server::prepare(config, options, |_| Ok(listeners))
+    }
+
+    fn prepare(
+        config: ServerConfig,
+        options: UringOptions,
+        listen: impl FnOnce(&ServerConfig) -> io::Result<Listeners>,
+    ) -> io::Result<Server> {
         if config.workers == 0 {
             return Err(io::Error::new(ErrorKind::InvalidInput, "no worker"));
         }
         probe(config.workers)?;
         let cpus = spread_cpus(config.workers, options.cpus.as_deref())?;
-        let listeners = listen_all(&config.addresses, &config.unix)?;
+        let listeners = listen(&config)?;
         let connections = Connections::new(cpus.len());
         config.metrics.watch(&connections);
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
             connections,
+            wake: AcceptWake::new(),
             state: Mutex::new(RunState::default()),
             signal: Condvar::new(),
         });
@@ -283,12 +307,14 @@ impl Server {
             state.exited_early.filter(|_| !state.stop_requested)
         };
         shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loops with a connection of our own; the closed hand-off channels
-        // then tell the other executors to drain.
-        for addr in &addrs {
-            wake(addr);
-        }
+        // Wake the accept loops with a connection of our own (kept open until they are done);
+        // the closed hand-off channels then tell the other executors to drain.
+        let wakes: Vec<_> = addrs
+            .iter()
+            .filter_map(|addr| shared.wake.wake(addr).ok())
+            .collect();
         let (left, panicked) = join_all(threads);
+        drop(wakes);
         if let Some(worker) = exited_early {
             return Err(io::Error::other(format!(
                 "uring worker {worker} stopped unexpectedly; the agent stopped"
@@ -545,21 +571,16 @@ async fn accept_loop<H: Handler + 'static>(
         // (glommio processes its timer tree and allocates each time). At shutdown `Server::run`
         // wakes this accept with a connection of its own instead.
         let accepted = listener.shared_accept().await;
+        let stopping = shared.stopping.load(Ordering::SeqCst);
         let stream = match accepted {
             Ok(stream) => stream,
+            Err(_) if stopping => return,
             Err(e) => {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    return;
-                }
                 log_accept_failure(&e.into());
                 glommio::timer::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
-        if shared.stopping.load(Ordering::SeqCst) {
-            drop(stream.bind_to_executor());
-            return;
-        }
         let peer = match &unix_peer {
             Some(unix) => unix.clone(),
             None => match stream.peer_addr() {
@@ -571,6 +592,37 @@ async fn accept_loop<H: Handler + 'static>(
                 }
             },
         };
+        // Once stopping, the loop ends at its own wake-up; a connection queued before it is
+        // served and drained like the others (see `AcceptWake`).
+        if stopping {
+            match peer {
+                Peer::Ip(addr) => {
+                    if shared.wake.is_wake_from(addr) {
+                        drop(stream.bind_to_executor());
+                        return;
+                    }
+                }
+                Peer::Unix(_) => {
+                    // A Unix client's address is read from its descriptor, which only a bound
+                    // stream shows: a connection queued before the wake-up is then served here.
+                    let stream = stream.bind_to_executor();
+                    if shared.wake.is_wake(&stream) {
+                        return;
+                    }
+                    if let Err(refusal) = dispatch
+                        .worker
+                        .config
+                        .admit(&peer, shared.connections.count())
+                    {
+                        log_refusal(&peer, refusal);
+                        continue;
+                    }
+                    let live = shared.connections.open(dispatch.worker.index);
+                    dispatch.worker.start(stream, peer, live);
+                    continue;
+                }
+            }
+        }
         let config = &dispatch.worker.config;
         if let Err(refusal) = config.admit(&peer, shared.connections.count()) {
             log_refusal(&peer, refusal);

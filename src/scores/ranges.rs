@@ -1,42 +1,45 @@
-//! Longest-prefix match as disjoint ranges under a small radix index.
+//! Longest-prefix match as disjoint ranges under a small radix index whose leaves are cache
+//! lines.
 //!
 //! Networks nest or are disjoint, so a set of networks with scores is the same thing as a
 //! sorted list of disjoint address ranges, each with the score of the longest network holding
 //! it (or none). A lookup is then "the last range that starts at or below the address". Found by
 //! binary search over a million ranges, that is some twenty dependent memory reads, and on the
-//! build machine a read that misses the caches costs 200 to 400 ns: too slow for the 100 ns
-//! goal. So the ranges sit under an index that jumps near the answer in a few reads:
+//! build machine a read that misses the caches costs 150 to 300 ns: too slow for the 100 ns
+//! goal. So the ranges sit under an index that jumps to the answer in a few reads, each of a
+//! cache line that lookups share as much as they can:
 //!
-//! - a node splits the addresses it covers into about one bucket per range (up to 2^18 at the
-//!   root);
+//! - a node splits the addresses it covers into buckets of 2^shift addresses (about one bucket
+//!   per two ranges, up to 2^18 at the root), aligned on their size;
 //! - a bucket that lies inside one range holds that range's score itself (most misses, and
-//!   hits inside wide networks, end there: one read);
-//! - a bucket over a few ranges (`Key::LEAF`: 16 IPv4 starts, one cache line, or 8 IPv6 ones)
-//!   holds the first of them: a branch-free scan of those starts then finds the range;
-//! - a bucket over more ranges holds a child node, whose span is narrowed to the starts it
-//!   holds (so a cluster of networks deep in IPv6 space costs no empty levels).
+//!   hits inside wide networks, end there);
+//! - a bucket over a few ranges points to a [`Block`]: one 64-byte cache line holding those
+//!   ranges' starts and scores. The starts are stored as offsets in the bucket, shifted right by
+//!   the zero bits they share and cut to as few 32-bit words as the largest needs, so a line
+//!   holds 12 IPv4 starts, and 3 to 12 IPv6 ones (12 for networks of /64 or shorter in a bucket
+//!   of 2^96 addresses, 3 for single addresses in a wide bucket);
+//! - a bucket over more ranges than fit in a block holds a child node, whose span is narrowed
+//!   to the starts it holds (so a cluster of networks deep in IPv6 space costs no empty levels).
+//!
+//! A lookup that ends in a block reads the root's slot, each child's header and slot (shared by
+//! every lookup near them, so mostly cached) and one block line. The ranges themselves are only
+//! needed to build the index and are dropped afterwards.
 //!
 //! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
 //! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
-//! same ranges, on 1,000,000 prefixes: the fastest to look up and the only one to build within
-//! the 64 MiB goal (the tries need 83 to 162 MiB). README, "Scores from CIDR lists", has the
-//! numbers.
+//! same ranges, on 1,000,000 prefixes: README, "Scores from CIDR lists", has the numbers.
 
 use std::fmt::Debug;
 
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
-// synthetic prefixes (root 16..20 bits, children 10..16 bits, 1/4..2 buckets per range, IPv6
-// leaves of 4 or 8): this one had the fastest hits for about 25 MiB.
+// synthetic prefixes (`benches/scores.rs`).
 
 /// Buckets of the root node, at most, as a power of two (1 MiB of slots).
 const ROOT_BITS: u32 = 18;
 /// Buckets of a child node, at most, as a power of two.
 const CHILD_BITS: u32 = 14;
-/// Buckets per range in a node, as a power of two above one per four ranges (2: about one
-/// bucket per range): more buckets hold a score directly and fewer need a child node.
-const BUCKET_BITS: u32 = 2;
 
-/// The largest `Key::LEAF`.
+/// The largest [`Key::LEAF`].
 const MAX_LEAF: usize = 16;
 
 /// A slot holding a child node's index.
@@ -64,10 +67,19 @@ pub trait Key: Copy + Ord + Debug + Default {
     fn succ(self) -> Option<Self>;
     /// The last key of the network of `len` bits starting at `self`.
     fn last(self, len: u8) -> Self;
+    /// `self` with its low `shift` bits cleared.
+    fn align(self, shift: u32) -> Self;
+    /// The low `shift` bits of `self`: its offset in its bucket of 2^shift keys.
+    fn low(self, shift: u32) -> u128;
     /// `u32` words a key takes in the index.
     const WORDS: usize;
-    /// Ranges a leaf bucket may hold: their starts fill one or two cache lines.
+    /// Ranges a leaf holds, when leaves are runs of the sorted starts (IPv4: 16 starts, one
+    /// cache line); 0 when leaves are [`Block`]s (IPv6: a run of 16-byte starts would take
+    /// two lines, and their scores a third).
     const LEAF: usize;
+    /// Buckets per range in a node, as a power of two above one per four ranges (2: about one
+    /// per range): more buckets hold a score directly and fewer need a child node.
+    const BUCKETS: u32;
     /// The key stored at `words[..WORDS]`.
     fn read(words: &[u32]) -> Self;
     /// Appends the key's words.
@@ -75,10 +87,11 @@ pub trait Key: Copy + Ord + Debug + Default {
 }
 
 macro_rules! key {
-    ($t:ty, $leaf:expr) => {
+    ($t:ty, $leaf:expr, $buckets:expr) => {
         impl Key for $t {
             const WORDS: usize = std::mem::size_of::<$t>() / 4;
             const LEAF: usize = $leaf;
+            const BUCKETS: u32 = $buckets;
             #[inline(always)]
             fn read(words: &[u32]) -> Self {
                 words[..Self::WORDS]
@@ -116,34 +129,143 @@ macro_rules! key {
             fn last(self, len: u8) -> Self {
                 self | <$t>::MAX.checked_shr(u32::from(len)).unwrap_or(0)
             }
+            fn align(self, shift: u32) -> Self {
+                self & <$t>::MAX.checked_shl(shift).unwrap_or(0)
+            }
+            #[inline(always)]
+            fn low(self, shift: u32) -> u128 {
+                u128::from(self & !<$t>::MAX.checked_shl(shift).unwrap_or(0))
+            }
         }
     };
 }
 
-key!(u32, 16);
-key!(u128, 8);
+key!(u32, 16, 2);
+key!(u128, 0, 2);
 
-/// Layout of an index node in [`Ranges::index`], in `u32` words: the node covers the keys
-/// `lo..hi` with its buckets; keys below `lo` are in range `below`, keys at or above `hi` in
-/// range `above`. Header and slots are contiguous, so a level of the index costs one memory
-/// read where it can (the header and the slot share a cache line for small nodes).
+/// Layout of an index node in [`Ranges::index`], in `u32` words: the node's buckets start at
+/// `lo` (a multiple of their size, 2^shift) and end before `hi`; keys below `lo` score `below`,
+/// keys at or above `hi` score `above`. Header and slots are contiguous, so a level of the index
+/// costs one memory read where it can (the header and the slot share a cache line for small
+/// nodes).
 const SHIFT: usize = 0;
 const BELOW: usize = 1;
 const ABOVE: usize = 2;
 const LO: usize = 3;
 
+/// `u32` words of range starts in a [`Block`].
+const BLOCK_WORDS: usize = 12;
+
+/// A leaf of the index: the ranges of one bucket in one cache line. The first range is the one
+/// holding the bucket's first key; each of the others starts at its offset in the bucket.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Block {
+    /// The starts of ranges 1..=len: offset in the bucket, shifted right by `zeros`, in
+    /// `width` words each, most significant first.
+    starts: [u32; BLOCK_WORDS],
+    /// The scores of ranges 0..=len.
+    scores: [u8; BLOCK_WORDS + 1],
+    len: u8,
+    width: u8,
+    zeros: u8,
+}
+
+impl Block {
+    /// The block of ranges whose starts after the first are at `offsets` (ascending, none 0)
+    /// in the bucket, with `scores` (one more than `offsets`); `None` if they do not fit.
+    fn new(offsets: &[u128], scores: &[u8]) -> Option<Block> {
+        let zeros = offsets
+            .iter()
+            .map(|o| o.trailing_zeros())
+            .min()
+            .unwrap_or(0);
+        let largest = offsets.last().map_or(0, |&o| o >> zeros);
+        let width = (128 - largest.leading_zeros()).div_ceil(32).max(1) as usize;
+        if offsets.len() > BLOCK_WORDS / width || scores.len() != offsets.len() + 1 {
+            return None;
+        }
+        let mut block = Block {
+            starts: [0; BLOCK_WORDS],
+            scores: [NONE; BLOCK_WORDS + 1],
+            len: offsets.len() as u8,
+            width: width as u8,
+            zeros: zeros as u8,
+        };
+        for (k, &o) in offsets.iter().enumerate() {
+            let v = o >> zeros;
+            for w in 0..width {
+                block.starts[k * width + w] = (v >> (32 * (width - 1 - w))) as u32;
+            }
+        }
+        block.scores[..scores.len()].copy_from_slice(scores);
+        Some(block)
+    }
+
+    /// The score at `offset` in the bucket.
+    #[inline(always)]
+    fn find(&self, offset: u128) -> u8 {
+        let at = offset >> self.zeros;
+        let len = usize::from(self.len);
+        // Branch-free: the starts are sorted, so counting those at or below `at` finds the
+        // range. A start fits in `width` words, so an `at` past them counts the same clamped.
+        let after = match self.width {
+            1 => {
+                let at = u32::try_from(at).unwrap_or(u32::MAX);
+                (0..BLOCK_WORDS)
+                    .filter(|&k| (k < len) & (self.starts[k] <= at))
+                    .count()
+            }
+            2 => {
+                let at = u64::try_from(at).unwrap_or(u64::MAX);
+                (0..BLOCK_WORDS / 2)
+                    .filter(|&k| {
+                        let s =
+                            u64::from(self.starts[2 * k]) << 32 | u64::from(self.starts[2 * k + 1]);
+                        (k < len) & (s <= at)
+                    })
+                    .count()
+            }
+            3 => self.count::<3>(at, len),
+            _ => self.count::<4>(at, len),
+        };
+        self.scores[after]
+    }
+
+    /// [`Block::find`]'s count for starts of `W` words.
+    #[inline(always)]
+    fn count<const W: usize>(&self, at: u128, len: usize) -> usize {
+        (0..BLOCK_WORDS / W)
+            .filter(|&k| {
+                let s = self.starts[k * W..(k + 1) * W]
+                    .iter()
+                    .fold(0u128, |s, &w| s << 32 | u128::from(w));
+                (k < len) & (s <= at)
+            })
+            .count()
+    }
+}
+
 /// Disjoint ranges with scores, indexed. Immutable once built.
 #[derive(Clone, Debug)]
 pub struct Ranges<K> {
-    /// `starts[i]..starts[i + 1]` has `scores[i]`; `starts[0]` is 0.
+    /// With run leaves ([`Key::LEAF`]): `starts[i]..starts[i + 1]` has `scores[i]`; empty with
+    /// blocks.
     starts: Vec<K>,
     scores: Vec<u8>,
     /// The index nodes, root first (none when there is one range).
     index: Vec<u32>,
+    /// The leaves the nodes point to.
+    blocks: Vec<Block>,
+    /// The score of every key when there is one range.
+    whole: u8,
+    /// Ranges (including those with no score).
+    ranges: usize,
     /// Nodes in the index.
     nodes: usize,
     /// Distinct networks the ranges were built from.
     networks: usize,
+    key: std::marker::PhantomData<K>,
 }
 
 /// A network as its first key and length, with its score.
@@ -164,6 +286,49 @@ impl<K: Key> Default for Ranges<K> {
     }
 }
 
+/// The ranges while the index is built: `starts[i]..starts[i + 1]` has `scores[i]`;
+/// `starts[0]` is 0.
+struct Flat<K> {
+    starts: Vec<K>,
+    scores: Vec<u8>,
+}
+
+impl<K: Key> Flat<K> {
+    /// Starts a range of `score` at `at`, merging it with its neighbours where it can.
+    fn mark(&mut self, at: K, score: u8) {
+        let n = self.starts.len();
+        if self.starts[n - 1] == at {
+            self.scores[n - 1] = score;
+            if n >= 2 && self.scores[n - 2] == score {
+                self.starts.pop();
+                self.scores.pop();
+            }
+        } else if self.scores[n - 1] != score {
+            self.starts.push(at);
+            self.scores.push(score);
+        }
+    }
+
+    /// The range holding `key`, by binary search.
+    fn range_of(&self, key: K) -> usize {
+        self.starts.partition_point(|&s| s <= key) - 1
+    }
+
+    /// The block of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys, if
+    /// they fit in one.
+    fn block(&self, i: usize, j: usize, shift: u32) -> Option<Block> {
+        let mut offsets = [0u128; BLOCK_WORDS];
+        let starts = self
+            .starts
+            .get(i + 1..=j)
+            .filter(|s| s.len() <= BLOCK_WORDS)?;
+        for (o, s) in offsets.iter_mut().zip(starts) {
+            *o = s.low(shift);
+        }
+        Block::new(&offsets[..starts.len()], &self.scores[i..=j])
+    }
+}
+
 impl<K: Key> Ranges<K> {
     /// Builds from networks (nested or disjoint, as networks are) in file order: of the same
     /// network given twice, the later one counts. Returns the ranges and how many networks were
@@ -180,13 +345,11 @@ impl<K: Key> Ranges<K> {
             same
         });
         let repeats = total - spans.len();
+        let networks = spans.len();
 
-        let mut r = Ranges {
+        let mut flat = Flat {
             starts: vec![K::default()],
             scores: vec![NONE],
-            index: Vec::new(),
-            nodes: 0,
-            networks: spans.len(),
         };
         // Networks holding the current position, innermost last: (last address, score).
         let mut open: Vec<(K, u8)> = Vec::new();
@@ -197,66 +360,68 @@ impl<K: Key> Ranges<K> {
                 }
                 open.pop();
                 if let Some(next) = last.succ() {
-                    r.mark(next, open.last().map_or(NONE, |o| o.1));
+                    flat.mark(next, open.last().map_or(NONE, |o| o.1));
                 }
             }
-            r.mark(s.first, s.score);
+            flat.mark(s.first, s.score);
             open.push((s.first.last(s.len), s.score));
         }
         while let Some((last, _)) = open.pop() {
             if let Some(next) = last.succ() {
-                r.mark(next, open.last().map_or(NONE, |o| o.1));
+                flat.mark(next, open.last().map_or(NONE, |o| o.1));
             }
         }
         drop(spans);
-        r.starts.shrink_to_fit();
-        r.scores.shrink_to_fit();
-        r.index();
+        let mut r = Ranges {
+            starts: Vec::new(),
+            scores: Vec::new(),
+            index: Vec::new(),
+            blocks: Vec::new(),
+            whole: flat.scores[0],
+            ranges: flat.starts.len(),
+            nodes: 0,
+            networks,
+            key: std::marker::PhantomData,
+        };
+        let n = flat.starts.len();
+        if K::LEAF == 0 {
+            // About one block per two ranges (2.3 with the benchmark's table): growing by
+            // doubling instead would hold up to twice the blocks' memory at the peak.
+            r.blocks.reserve_exact(n / 2);
+        }
+        if n > 1 {
+            r.node(&flat, 0, n - 1, ROOT_BITS);
+        }
+        r.index.shrink_to_fit();
+        r.blocks.shrink_to_fit();
+        if K::LEAF > 0 {
+            flat.starts.shrink_to_fit();
+            flat.scores.shrink_to_fit();
+            (r.starts, r.scores) = (flat.starts, flat.scores);
+        }
         (r, repeats)
     }
 
-    /// Starts a range of `score` at `at`, merging it with its neighbours where it can.
-    fn mark(&mut self, at: K, score: u8) {
-        let n = self.starts.len();
-        if self.starts[n - 1] == at {
-            self.scores[n - 1] = score;
-            if n >= 2 && self.scores[n - 2] == score {
-                self.starts.pop();
-                self.scores.pop();
-            }
-        } else if self.scores[n - 1] != score {
-            self.starts.push(at);
-            self.scores.push(score);
-        }
-    }
-
-    /// The range holding `key`, by binary search (for building the index).
-    fn range_of(&self, key: K) -> usize {
-        self.starts.partition_point(|&s| s <= key) - 1
-    }
-
-    fn index(&mut self) {
-        let n = self.starts.len();
-        if n > 1 {
-            self.node(0, n - 1, ROOT_BITS);
-        }
-        self.index.shrink_to_fit();
-    }
-
-    /// Adds the node over ranges `i..=j` (more than a leaf's worth); returns its offset.
-    fn node(&mut self, i: usize, j: usize, max_bits: u32) -> u32 {
-        let lo = self.starts[i + 1];
-        let hi = self.starts[j];
-        let span = hi.minus(lo);
+    /// Adds the node over ranges `i..=j` (`j > i`); returns its offset.
+    fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
+        let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
-        let bits = (count.next_power_of_two().trailing_zeros() + BUCKET_BITS)
+        let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
             .saturating_sub(2)
             .clamp(1, max_bits);
-        let shift = span.pred().width().saturating_sub(bits);
-        let buckets = span.pred().bucket(shift) + 1;
+        let (lo, shift, buckets) = if flat.starts[i + 1] == hi {
+            // Two ranges: below and above decide, no bucket needed.
+            (hi, 0, 0)
+        } else {
+            let span = hi.minus(flat.starts[i + 1]);
+            let shift = span.pred().width().saturating_sub(bits);
+            let lo = flat.starts[i + 1].align(shift);
+            (lo, shift, hi.pred().minus(lo).bucket(shift) + 1)
+        };
         let at = self.index.len();
         self.nodes += 1;
-        self.index.extend([shift, i as u32, j as u32]);
+        self.index
+            .extend([shift, u32::from(flat.scores[i]), u32::from(flat.scores[j])]);
         lo.write(&mut self.index);
         hi.write(&mut self.index);
         let first_slot = self.index.len();
@@ -265,14 +430,17 @@ impl<K: Key> Ranges<K> {
         for b in 0..buckets {
             let first = lo.plus(K::from_bucket(b, shift));
             let last = first.plus(step.pred()).min(hi.pred());
-            let bi = self.range_of(first);
-            let bj = self.range_of(last);
+            let bi = flat.range_of(first);
+            let bj = flat.range_of(last);
             let slot = if bi == bj {
-                SCORE | u32::from(self.scores[bi])
-            } else if bj - bi < K::LEAF {
+                SCORE | u32::from(flat.scores[bi])
+            } else if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
+            } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
+                self.blocks.push(block);
+                (self.blocks.len() - 1) as u32
             } else {
-                CHILD | self.node(bi, bj, CHILD_BITS)
+                CHILD | self.node(flat, bi, bj, CHILD_BITS)
             };
             self.index[first_slot + b] = slot;
         }
@@ -283,47 +451,49 @@ impl<K: Key> Ranges<K> {
     #[inline]
     pub fn lookup(&self, key: K) -> u8 {
         if self.index.is_empty() {
-            return self.scores[0];
+            return self.whole;
         }
         let mut at = 0;
         loop {
             let node = &self.index[at..];
             let lo = K::read(&node[LO..]);
-            let range = if key < lo {
-                node[BELOW]
-            } else if key >= K::read(&node[LO + K::WORDS..]) {
-                node[ABOVE]
-            } else {
-                let b = key.minus(lo).bucket(node[SHIFT]);
-                let slot = node[LO + 2 * K::WORDS + b];
-                if slot & CHILD != 0 {
-                    at = (slot & !CHILD) as usize;
-                    continue;
-                }
-                if slot & SCORE != 0 {
-                    return slot as u8;
-                }
-                let first = slot as usize;
-                let end = (first + K::LEAF).min(self.starts.len());
-                // The leaf's scores are copied before the scan: their read does not wait for
-                // the starts' (two memory reads at once, not one after the other).
-                let mut scores = [NONE; MAX_LEAF];
-                scores[..end - first].copy_from_slice(&self.scores[first..end]);
-                // Branch-free: the starts are sorted, so counting those at or below `key`
-                // finds the range.
-                let after = self.starts[first + 1..end]
-                    .iter()
-                    .filter(|&&s| s <= key)
-                    .count();
-                return scores[after];
-            };
-            return self.scores[range as usize];
+            if key < lo {
+                return node[BELOW] as u8;
+            }
+            if key >= K::read(&node[LO + K::WORDS..]) {
+                return node[ABOVE] as u8;
+            }
+            let shift = node[SHIFT];
+            let slot = node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)];
+            if slot & CHILD != 0 {
+                at = (slot & !CHILD) as usize;
+                continue;
+            }
+            if slot & SCORE != 0 {
+                return slot as u8;
+            }
+            if K::LEAF == 0 {
+                return self.blocks[slot as usize].find(key.low(shift));
+            }
+            let first = slot as usize;
+            let end = (first + K::LEAF).min(self.starts.len());
+            // The leaf's scores are copied before the scan: their read does not wait for the
+            // starts' (two memory reads at once, not one after the other).
+            let mut scores = [NONE; MAX_LEAF];
+            scores[..end - first].copy_from_slice(&self.scores[first..end]);
+            // Branch-free: the starts are sorted, so counting those at or below `key` finds
+            // the range.
+            let after = self.starts[first + 1..end]
+                .iter()
+                .filter(|&&s| s <= key)
+                .count();
+            return scores[after];
         }
     }
 
     /// Ranges (including those with no score).
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.ranges
     }
 
     /// Heap bytes held.
@@ -331,14 +501,20 @@ impl<K: Key> Ranges<K> {
         self.starts.capacity() * std::mem::size_of::<K>()
             + self.scores.capacity()
             + self.index.capacity() * 4
+            + self.blocks.capacity() * std::mem::size_of::<Block>()
     }
 
-    /// Nodes in the index, and the deepest chain of them (for the benchmark's report).
-    pub fn shape(&self) -> (usize, usize) {
+    /// Nodes in the index, the deepest chain of them and leaf blocks (for the benchmark's
+    /// report).
+    pub fn shape(&self) -> (usize, usize, usize) {
         fn depth<K: Key>(r: &Ranges<K>, at: usize) -> usize {
             let node = &r.index[at..];
-            let span = K::read(&node[LO + K::WORDS..]).minus(K::read(&node[LO..]));
-            let buckets = span.pred().bucket(node[SHIFT]) + 1;
+            let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
+            let buckets = if lo == hi {
+                0
+            } else {
+                hi.pred().minus(lo).bucket(node[SHIFT]) + 1
+            };
             let slots = &node[LO + 2 * K::WORDS..][..buckets];
             1 + slots
                 .iter()
@@ -352,7 +528,7 @@ impl<K: Key> Ranges<K> {
         } else {
             depth(self, 0)
         };
-        (self.nodes, deepest)
+        (self.nodes, deepest, self.blocks.len())
     }
 
     /// Distinct networks the ranges were built from.
@@ -433,9 +609,170 @@ mod tests {
     }
 
     #[test]
+    fn two_ranges_need_no_bucket() {
+        let spans = vec![span(0, 8, 5)];
+        let (r, _) = Ranges::build(spans.clone());
+        for key in [0, 0x00ff_ffff, 0x0100_0000, u32::MAX] {
+            assert_eq!(r.lookup(key), brute(&spans, key), "{key:#x}");
+        }
+        let (r, _) = Ranges::build(vec![Span {
+            first: u128::MAX,
+            len: 128,
+            score: 3,
+        }]);
+        assert_eq!((r.lookup(u128::MAX - 1), r.lookup(u128::MAX)), (NONE, 3));
+    }
+
+    #[test]
+    fn a_block_holds_starts_of_every_width() {
+        for offsets in [
+            &[1u128, 2, 0xffff_fffe][..],
+            &[1 << 40, 3 << 40, 1 << 70],
+            &[1, 1 << 33, 1 << 63, u128::from(u64::MAX)],
+            &[1, 1 << 65, 1 << 95],
+            &[1, 1 << 100, u128::MAX - 1],
+            &[1 << 64, 2 << 64, 3 << 64, 5 << 64, 8 << 64, 13 << 64],
+        ] {
+            let scores: Vec<u8> = (0..=offsets.len() as u8).collect();
+            let block = Block::new(offsets, &scores).expect("fits");
+            assert_eq!(block.find(0), 0, "{offsets:x?}");
+            for (k, &o) in offsets.iter().enumerate() {
+                assert_eq!(block.find(o - 1), k as u8, "{o:#x} - 1");
+                assert_eq!(block.find(o), k as u8 + 1, "{o:#x}");
+            }
+            assert_eq!(block.find(u128::MAX), offsets.len() as u8);
+        }
+        let wide = [1u128, 2, 3, 1 << 100];
+        assert!(Block::new(&wide, &[0; 5]).is_none(), "4 starts of 4 words");
+        let many: Vec<u128> = (1..=13).collect();
+        assert!(Block::new(&many, &[0; 14]).is_none(), "13 starts");
+    }
+
+    #[test]
     fn repeats_keep_the_later_score() {
         let spans = vec![span(0x0A00_0000, 8, 5), span(0x0A00_0000, 8, 7)];
         let (r, repeats) = Ranges::build(spans);
         assert_eq!((r.lookup(0x0A01_0203), repeats), (7, 1));
+    }
+
+    /// Networks as (first key, length, score), from a generator that stays near a few bases so
+    /// that networks nest, overlap at their edges and fill buckets past a leaf's size.
+    mod property {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The score of the longest network holding `key` (the later one of equals), by brute
+        /// force.
+        fn longest<K: Key>(spans: &[Span<K>], key: K) -> u8 {
+            let mut best: Option<(u8, u8)> = None;
+            for s in spans {
+                let inside = s.first <= key && key <= s.first.last(s.len);
+                if inside && best.map_or(true, |(len, _)| s.len >= len) {
+                    best = Some((s.len, s.score));
+                }
+            }
+            best.map_or(NONE, |b| b.1)
+        }
+
+        /// Every key at an edge of a network (its first and last, and either side), and `extra`.
+        fn edges<K: Key>(spans: &[Span<K>], extra: &[K]) -> Vec<K> {
+            let mut keys = extra.to_vec();
+            for s in spans {
+                let last = s.first.last(s.len);
+                keys.extend([s.first, last]);
+                keys.extend(s.first.pred_checked());
+                keys.extend(last.succ());
+            }
+            keys
+        }
+
+        trait PredChecked: Sized {
+            fn pred_checked(self) -> Option<Self>;
+        }
+        impl<K: Key> PredChecked for K {
+            fn pred_checked(self) -> Option<Self> {
+                (self != K::default()).then(|| self.pred())
+            }
+        }
+
+        fn check<K: Key>(spans: Vec<Span<K>>, extra: &[K]) -> Result<(), TestCaseError> {
+            let (r, _) = Ranges::build(spans.clone());
+            for key in edges(&spans, extra) {
+                prop_assert_eq!(r.lookup(key), longest(&spans, key), "key {:x?}", key);
+            }
+            Ok(())
+        }
+
+        /// A length: often the extremes and the common /24../32 or /48../64, else any.
+        fn length(max: u8) -> impl Strategy<Value = u8> {
+            prop_oneof![
+                Just(0),
+                Just(max),
+                (max - 8)..=max,
+                (max / 2 - 16)..=(max / 2),
+                0..=max,
+            ]
+        }
+
+        fn v6_spans() -> impl Strategy<Value = Vec<Span<u128>>> {
+            let bases = proptest::collection::vec(any::<u128>(), 1..4);
+            bases.prop_flat_map(|bases| {
+                let n = bases.len();
+                proptest::collection::vec(
+                    (0..n, any::<u128>(), 0u32..=128, length(128), 0u8..=100),
+                    1..300,
+                )
+                .prop_map(move |nets| {
+                    nets.into_iter()
+                        .map(|(b, noise, spread, len, score)| {
+                            // Within 2^spread of a base: small spreads pack many networks in
+                            // one bucket.
+                            let near = bases[b] ^ noise.checked_shr(128 - spread).unwrap_or(0);
+                            let first =
+                                near & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                            Span { first, len, score }
+                        })
+                        .collect()
+                })
+            })
+        }
+
+        fn v4_spans() -> impl Strategy<Value = Vec<Span<u32>>> {
+            proptest::collection::vec(
+                (any::<u32>(), any::<u32>(), 0u32..=32, length(32), 0u8..=100),
+                1..300,
+            )
+            .prop_map(|nets| {
+                nets.into_iter()
+                    .map(|(base, noise, spread, len, score)| {
+                        // Two bases only (the top bit), so that spreads overlap.
+                        let near =
+                            (base & 0x8000_0000) ^ noise.checked_shr(32 - spread).unwrap_or(0);
+                        let first = near & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                        Span { first, len, score }
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn ipv6_lookups_match_the_longest_network(
+                spans in v6_spans(),
+                extra in proptest::collection::vec(any::<u128>(), 0..64),
+            ) {
+                check(spans, &[&extra[..], &[0, u128::MAX]].concat())?;
+            }
+
+            #[test]
+            fn ipv4_lookups_match_the_longest_network(
+                spans in v4_spans(),
+                extra in proptest::collection::vec(any::<u32>(), 0..64),
+            ) {
+                check(spans, &[&extra[..], &[0, u32::MAX]].concat())?;
+            }
+        }
     }
 }

@@ -183,11 +183,12 @@ impl Table {
         self.v4.mem_size() + self.v6.mem_size()
     }
 
-    /// Address ranges, index nodes and deepest index chain, IPv4 then IPv6 (for the benchmark).
-    pub fn shape(&self) -> [(usize, usize, usize); 2] {
-        let (n4, d4) = self.v4.shape();
-        let (n6, d6) = self.v6.shape();
-        [(self.v4.len(), n4, d4), (self.v6.len(), n6, d6)]
+    /// Address ranges, index nodes, deepest index chain and leaf blocks, IPv4 then IPv6 (for
+    /// the benchmark).
+    pub fn shape(&self) -> [(usize, usize, usize, usize); 2] {
+        let (n4, d4, b4) = self.v4.shape();
+        let (n6, d6, b6) = self.v6.shape();
+        [(self.v4.len(), n4, d4, b4), (self.v6.len(), n6, d6, b6)]
     }
 }
 
@@ -286,5 +287,106 @@ mod tests {
         let t = Table::load(&[allow, block]).unwrap();
         assert_eq!(score(&t, "192.0.2.1"), Some(5), "the later file wins");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    mod property {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// The score the table must give `addr`, from the entries alone: of the networks
+        /// holding it ([`Prefix::contains`]), an IPv4 one before any IPv6 one (for a mapped
+        /// address), then the longest, then the later line.
+        fn expected(entries: &[Entry], addr: IpAddr) -> Option<u8> {
+            let mut best: Option<((bool, u8), u8)> = None;
+            for e in entries.iter().filter(|e| e.prefix.contains(addr)) {
+                let rank = (matches!(e.prefix, Prefix::V4 { .. }), e.prefix.prefix_len());
+                if best.map_or(true, |(r, _)| rank >= r) {
+                    best = Some((rank, e.score));
+                }
+            }
+            best.map(|b| b.1)
+        }
+
+        /// The first and last address of a network, the ones either side, and each IPv4
+        /// address also written IPv4-mapped (and a mapped one also as IPv4).
+        fn edges(p: Prefix) -> Vec<IpAddr> {
+            let mut addrs: Vec<IpAddr> = Vec::new();
+            match p {
+                Prefix::V4 { bits, len } => {
+                    let last = bits | u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+                    for a in [
+                        Some(bits),
+                        Some(last),
+                        bits.checked_sub(1),
+                        last.checked_add(1),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        addrs.push(IpAddr::V4(Ipv4Addr::from(a)));
+                        addrs.push(IpAddr::V6(Ipv4Addr::from(a).to_ipv6_mapped()));
+                    }
+                }
+                Prefix::V6 { bits, len } => {
+                    let last = bits | u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+                    for a in [
+                        Some(bits),
+                        Some(last),
+                        bits.checked_sub(1),
+                        last.checked_add(1),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        let a = Ipv6Addr::from(a);
+                        addrs.push(IpAddr::V6(a));
+                        if let Some(v4) = a.to_ipv4_mapped() {
+                            addrs.push(IpAddr::V4(v4));
+                        }
+                    }
+                }
+            }
+            addrs
+        }
+
+        /// A network near 10.0.0.0, 2001:db8:: or inside ::ffff:0:0/96 (where IPv4-mapped
+        /// addresses are), read as a score file line is.
+        fn entry() -> impl Strategy<Value = Entry> {
+            let v4 = (any::<u32>(), 0u32..=32, 0u8..=32).prop_map(|(noise, spread, len)| {
+                let bits = 0x0a00_0000 ^ noise.checked_shr(32 - spread).unwrap_or(0);
+                Prefix::V4 { bits, len }
+            });
+            let v6 = (any::<u128>(), 0u32..=128, 0u8..=128, any::<bool>()).prop_map(
+                |(noise, spread, len, mapped)| {
+                    let base = if mapped {
+                        0xffff_0a00_0000
+                    } else {
+                        0x2001_0db8 << 96
+                    };
+                    let bits = base ^ noise.checked_shr(128 - spread).unwrap_or(0);
+                    Prefix::V6 { bits, len }
+                },
+            );
+            (prop_oneof![v4, v6], 0u8..=100).prop_map(|(prefix, score)| {
+                let line = format!("{} {score}", prefix.network());
+                file::parse_line(&line)
+                    .expect("a network the generator made")
+                    .expect("not a comment")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn lookups_match_the_longest_network_of_either_family(
+                entries in proptest::collection::vec(entry(), 1..120),
+            ) {
+                let table = Table::from_entries(entries.iter().copied());
+                for addr in entries.iter().flat_map(|e| edges(e.prefix)) {
+                    prop_assert_eq!(table.lookup(addr), expected(&entries, addr), "{}", addr);
+                }
+            }
+        }
     }
 }

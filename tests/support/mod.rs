@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use spop_testkit::peer::*;
 
+pub mod inherit;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_spoa");
 
 /// The runtimes this binary can run here. uring is listed when the binary accepts it.
@@ -80,12 +82,19 @@ impl Agent {
             }
             None => Command::new(BIN),
         };
-        let mut child = command
+        command
             .args(["--runtime", runtime])
             .args(listen)
             .args(args)
             .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Agent::spawn(runtime, command)
+    }
+
+    /// Starts `command` (the agent, maybe wrapped, with its arguments) with its stderr captured,
+    /// and waits for its startup line.
+    pub fn spawn(runtime: &'static str, mut command: Command) -> Agent {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

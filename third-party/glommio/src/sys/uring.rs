@@ -480,7 +480,11 @@ fn record_stats<Ring: UringCommon>(
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    // PATCH(spoa): timestamps only for sources whose latencies are collected (see
+    // `Source::result`): a clock read per completion otherwise.
+    if src.stats_collection.is_some_and(|x| x.latency.is_some()) {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -526,7 +530,6 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
     // PATCH(spoa): room for a chain of three (a send, its linked timeout and a receive: see
     // `Reactor::send_then_recv`) without allocating.
 ) -> SmallVec<[UringDescriptor; 3]> {
@@ -536,7 +539,10 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    // PATCH(spoa): see `record_stats`.
+                    if x.stats_collection.is_some_and(|x| x.latency.is_some()) {
+                        x.wakers.submitted_at = Some(Instant::now());
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -925,11 +931,10 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1297,11 +1302,10 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -1623,9 +1627,13 @@ impl Reactor {
         let mut ring = self.main_ring.borrow_mut();
         let q = ring.submission_queue();
         let mut source_map = self.source_map.borrow_mut();
-        let now = Instant::now();
-        tx.inner.borrow_mut().wakers.queued_at = Some(now);
-        rx.inner.borrow_mut().wakers.queued_at = Some(now);
+        // Timestamps only for sources whose latencies are collected (see `record_stats`).
+        for source in [tx, rx] {
+            let mut inner = source.inner.borrow_mut();
+            if inner.stats_collection.is_some_and(|x| x.latency.is_some()) {
+                inner.wakers.queued_at = Some(Instant::now());
+            }
+        }
         let tx_id = source_map.add_source(tx, Rc::clone(&q));
         let rx_id = source_map.add_source(rx, Rc::clone(&q));
         let send = match &*tx.source_type() {
@@ -2276,7 +2284,12 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    // PATCH(spoa): see `record_stats`.
+    let mut inner = source.inner.borrow_mut();
+    if inner.stats_collection.is_some_and(|x| x.latency.is_some()) {
+        inner.wakers.queued_at = Some(Instant::now());
+    }
+    drop(inner);
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
