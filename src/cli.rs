@@ -186,9 +186,9 @@ pub struct Cli {
 
     /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
     /// where the kernel allows it, else std with a log line saying why). Measured: uring answers
-    /// 1.3x to 2.1x std's rate at less CPU per NOTIFY with many agent connections (HAProxy 3.x
-    /// opens one per concurrent stream); on one connection it is as fast but spends more CPU
-    /// (README, Benchmarks).
+    /// 1.1x to 1.5x std's rate at less CPU per NOTIFY with many agent connections (HAProxy 3.x
+    /// opens one per concurrent stream); with a few pipelining connections (HAProxy 2.x) std
+    /// is level or ahead and spends less CPU (README, Benchmarks).
     #[arg(long = "runtime", env = "SPOA_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
