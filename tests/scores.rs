@@ -302,7 +302,7 @@ fn load_table(b: bool) -> String {
 fn load_address(n: u64) -> (IpAddr, i64) {
     let i = (n % u64::from(NETWORKS)) as u32;
     let host = (n / u64::from(NETWORKS)) as u8;
-    let addr = if n % 2 == 0 {
+    let addr = if n.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::new(10, (i / 256) as u8, (i % 256) as u8, host))
     } else {
         IpAddr::V6(Ipv6Addr::new(

@@ -174,7 +174,7 @@ pub fn usable_cpus() -> Vec<usize> {
     let set: BTreeSet<usize> = online
         .iter()
         .map(|l| l.cpu)
-        .filter(|cpu| allowed.as_ref().map_or(true, |a| a.contains(cpu)))
+        .filter(|cpu| allowed.as_ref().is_none_or(|a| a.contains(cpu)))
         .collect();
     set.into_iter().collect()
 }

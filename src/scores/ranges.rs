@@ -550,7 +550,7 @@ mod tests {
         let mut best: Option<(u8, u8)> = None;
         for s in spans {
             let inside = s.first <= key && key <= s.first.last(s.len);
-            if inside && best.map_or(true, |(len, _)| s.len >= len) {
+            if inside && best.is_none_or(|(len, _)| s.len >= len) {
                 best = Some((s.len, s.score));
             }
         }
@@ -667,7 +667,7 @@ mod tests {
             let mut best: Option<(u8, u8)> = None;
             for s in spans {
                 let inside = s.first <= key && key <= s.first.last(s.len);
-                if inside && best.map_or(true, |(len, _)| s.len >= len) {
+                if inside && best.is_none_or(|(len, _)| s.len >= len) {
                     best = Some((s.len, s.score));
                 }
             }

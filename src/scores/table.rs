@@ -300,7 +300,7 @@ mod tests {
             let mut best: Option<((bool, u8), u8)> = None;
             for e in entries.iter().filter(|e| e.prefix.contains(addr)) {
                 let rank = (matches!(e.prefix, Prefix::V4 { .. }), e.prefix.prefix_len());
-                if best.map_or(true, |(r, _)| rank >= r) {
+                if best.is_none_or(|(r, _)| rank >= r) {
                     best = Some((rank, e.score));
                 }
             }
