@@ -12,7 +12,7 @@
 use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ impl AcceptWake {
 
     /// Whether a TCP connection accepted from `peer` is one of this server's wake-ups. Called
     /// only once stopping (it locks).
-    pub fn is_wake_from(&self, peer: SocketAddr) -> bool {
+    fn is_wake_from(&self, peer: SocketAddr) -> bool {
         self.from
             .lock()
             .map(|list| list.iter().any(|from| from.as_socket() == Some(peer)))
@@ -85,15 +85,8 @@ impl AcceptWake {
     /// Whether an accepted connection, TCP or Unix, is one of this server's wake-ups (asks the
     /// kernel for its peer's address). Called only once stopping (it locks).
     #[cfg(unix)]
-    pub fn is_wake(&self, connection: &impl AsRawFd) -> bool {
-        use std::mem::ManuallyDrop;
-        use std::os::fd::FromRawFd;
-
-        // SAFETY: `connection` is borrowed for the whole call, so its descriptor stays open;
-        // ManuallyDrop keeps this second handle from closing it. Only getpeername is made on it.
-        #[allow(unsafe_code)]
-        let socket = ManuallyDrop::new(unsafe { Socket::from_raw_fd(connection.as_raw_fd()) });
-        let Ok(peer) = socket.peer_addr() else {
+    pub fn is_wake(&self, connection: &impl AsFd) -> bool {
+        let Ok(peer) = socket2::SockRef::from(connection).peer_addr() else {
             // Already reset: not a wake-up, which is kept open until the loops end.
             return false;
         };

@@ -594,34 +594,9 @@ async fn accept_loop<H: Handler + 'static>(
         };
         // Once stopping, the loop ends at its own wake-up; a connection queued before it is
         // served and drained like the others (see `AcceptWake`).
-        if stopping {
-            match peer {
-                Peer::Ip(addr) => {
-                    if shared.wake.is_wake_from(addr) {
-                        drop(stream.bind_to_executor());
-                        return;
-                    }
-                }
-                Peer::Unix(_) => {
-                    // A Unix client's address is read from its descriptor, which only a bound
-                    // stream shows: a connection queued before the wake-up is then served here.
-                    let stream = stream.bind_to_executor();
-                    if shared.wake.is_wake(&stream) {
-                        return;
-                    }
-                    if let Err(refusal) = dispatch
-                        .worker
-                        .config
-                        .admit(&peer, shared.connections.count())
-                    {
-                        log_refusal(&peer, refusal);
-                        continue;
-                    }
-                    let live = shared.connections.open(dispatch.worker.index);
-                    dispatch.worker.start(stream, peer, live);
-                    continue;
-                }
-            }
+        if stopping && shared.wake.is_wake(&stream) {
+            drop(stream.bind_to_executor());
+            return;
         }
         let config = &dispatch.worker.config;
         if let Err(refusal) = config.admit(&peer, shared.connections.count()) {

@@ -386,6 +386,26 @@ impl<B: RxBuf> AsRawFd for TcpStream<B> {
     }
 }
 
+/// PATCH(spoa): a borrowed descriptor, so that callers can read socket options or addresses
+/// (`socket2::SockRef`) without an `unsafe` of their own.
+impl<B: RxBuf> std::os::fd::AsFd for TcpStream<B> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the stream owns its descriptor until it is dropped, which the borrow of
+        // `self` outlasts.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) }
+    }
+}
+
+/// PATCH(spoa): as for `TcpStream`: a connection not yet bound to an executor can be examined
+/// (its peer's address of any family, say) before it is handed out.
+impl std::os::fd::AsFd for AcceptedTcpStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: `fd` is the accepted connection's, open until the stream bound from it is
+        // dropped, which cannot happen while `self` is borrowed.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
 impl FromRawFd for TcpStream {
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let socket = socket2::Socket::from_raw_fd(fd);
