@@ -19,7 +19,7 @@ use spop_core::Parsed;
 use crate::counters;
 use crate::cpu;
 use crate::proto::{self, check_ack, AckError, NotifyEncoder};
-use crate::stream::{Blocking, Stream};
+use crate::stream::{into_nonblocking, Blocking, Stream};
 
 /// How many error messages a run keeps (the count covers all of them).
 pub const KEPT_ERRORS: usize = 5;
@@ -216,9 +216,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
     let mut conns = Vec::with_capacity(shape.connections);
     for i in 0..shape.connections {
         let (stream, leftover) = handshake(&config.addr, shape.depth > 1)?;
-        let stream = stream
-            .into_nonblocking()
-            .map_err(|e| format!("non-blocking socket: {e}"))?;
+        let stream = into_nonblocking(stream).map_err(|e| format!("non-blocking socket: {e}"))?;
         conns.push(Conn::new(
             stream,
             leftover,

@@ -2,74 +2,26 @@
 //! blocking stream, then the event loop's non-blocking one.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::net::Shutdown;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
-use runtime_core::ListenAddress;
 
-/// A blocking connection, for the handshake.
-pub enum Blocking {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
+/// A blocking connection, for the handshake: runtime-core's TCP-or-Unix stream.
+pub use runtime_core::Stream as Blocking;
 
-impl Blocking {
-    /// Connects (TCP_NODELAY on TCP) with a read timeout of `timeout`.
-    pub fn connect(target: &ListenAddress, timeout: Duration) -> io::Result<Blocking> {
-        let s = match target {
-            ListenAddress::Tcp(addr) => {
-                let s = TcpStream::connect_timeout(addr, timeout)?;
-                s.set_nodelay(true)?;
-                s.set_read_timeout(Some(timeout))?;
-                Blocking::Tcp(s)
-            }
-            ListenAddress::Unix(path) => {
-                let s = UnixStream::connect(path)?;
-                s.set_read_timeout(Some(timeout))?;
-                Blocking::Unix(s)
-            }
-        };
-        Ok(s)
-    }
-
-    /// The same socket, non-blocking, for the event loop.
-    pub fn into_nonblocking(self) -> io::Result<Stream> {
-        Ok(match self {
-            Blocking::Tcp(s) => {
-                s.set_nonblocking(true)?;
-                Stream::Tcp(mio::net::TcpStream::from_std(s))
-            }
-            Blocking::Unix(s) => {
-                s.set_nonblocking(true)?;
-                Stream::Unix(mio::net::UnixStream::from_std(s))
-            }
-        })
-    }
-}
-
-impl Read for Blocking {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Blocking::Tcp(s) => s.read(buf),
-            Blocking::Unix(s) => s.read(buf),
+/// The same socket as `blocking`, non-blocking, for the event loop.
+pub fn into_nonblocking(blocking: Blocking) -> io::Result<Stream> {
+    Ok(match blocking {
+        Blocking::Tcp(s) => {
+            s.set_nonblocking(true)?;
+            Stream::Tcp(mio::net::TcpStream::from_std(s))
         }
-    }
-}
-
-impl Write for Blocking {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Blocking::Tcp(s) => s.write(buf),
-            Blocking::Unix(s) => s.write(buf),
+        Blocking::Unix(s) => {
+            s.set_nonblocking(true)?;
+            Stream::Unix(mio::net::UnixStream::from_std(s))
         }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    })
 }
 
 /// A non-blocking connection in the event loop.

@@ -40,6 +40,7 @@ mod report;
 pub mod session;
 #[cfg(unix)]
 mod socket_file;
+mod stream;
 mod wake;
 
 pub use address::{ListenAddress, Peer, UNIX_PATH_MAX};
@@ -56,4 +57,5 @@ pub use report::{report, End};
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};
 #[cfg(unix)]
 pub use socket_file::{describe as describe_socket_file, listen_unix, SocketFile};
+pub use stream::Stream;
 pub use wake::{AcceptWake, Wake};

@@ -20,6 +20,5 @@
 //! ```
 
 mod server;
-mod stream;
 
 pub use server::{Server, ShutdownHandle};

@@ -12,11 +12,9 @@ use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
     listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
     Connections, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
-    ACCEPT_BACKOFF,
+    Stream, ACCEPT_BACKOFF,
 };
 use spop_core::{Capabilities, Handler};
-
-use crate::stream::Stream;
 
 /// Connection threads keep their buffers on the heap; a small stack lets thousands coexist.
 const CONNECTION_STACK: usize = 256 * 1024;

@@ -1,5 +1,6 @@
-//! A connection's socket, TCP or Unix: one connection loop serves both, at the cost of a
-//! branch per read and write (next to a system call each).
+//! A blocking connection's socket, TCP or Unix: one loop serves both, at the cost of a branch
+//! per read and write (next to a system call each). The std runtime's connections, and the
+//! client side of the load generator's handshake.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -7,22 +8,40 @@ use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// An accepted connection.
-pub(crate) enum Stream {
+use crate::address::ListenAddress;
+
+/// A connection, TCP or Unix.
+#[derive(Debug)]
+pub enum Stream {
     Tcp(TcpStream),
     #[cfg(unix)]
     Unix(UnixStream),
 }
 
 impl Stream {
+    /// Connects to `target` (TCP_NODELAY on TCP), with `timeout` for the connect (TCP) and for
+    /// every read.
+    pub fn connect(target: &ListenAddress, timeout: Duration) -> io::Result<Stream> {
+        let s = match target {
+            ListenAddress::Tcp(addr) => Stream::Tcp(TcpStream::connect_timeout(addr, timeout)?),
+            #[cfg(unix)]
+            ListenAddress::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
+            #[cfg(not(unix))]
+            ListenAddress::Unix(_) => return Err(io::ErrorKind::Unsupported.into()),
+        };
+        s.set_nodelay();
+        s.set_read_timeout(Some(timeout))?;
+        Ok(s)
+    }
+
     /// Replies go out as soon as they are written (TCP_NODELAY; nothing to do on Unix sockets).
-    pub(crate) fn set_nodelay(&self) {
+    pub fn set_nodelay(&self) {
         if let Stream::Tcp(s) = self {
             let _ = s.set_nodelay(true);
         }
     }
 
-    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(timeout),
             #[cfg(unix)]
@@ -30,7 +49,7 @@ impl Stream {
         }
     }
 
-    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(timeout),
             #[cfg(unix)]
@@ -38,7 +57,7 @@ impl Stream {
         }
     }
 
-    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             #[cfg(unix)]
@@ -46,7 +65,7 @@ impl Stream {
         }
     }
 
-    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
+    pub fn try_clone(&self) -> io::Result<Stream> {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
             #[cfg(unix)]
