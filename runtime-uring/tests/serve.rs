@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use spop_core::FrameType;
+use spop_core::{Action, FrameType, TypedData};
+use spop_testkit::peer;
 
 #[test]
 fn handshake_then_notify_gets_its_ack() {
@@ -312,6 +313,46 @@ fn a_peer_that_stops_reading_between_small_batches_is_cut_at_the_write_timeout()
     };
     assert!(cut.is_some(), "the connection was never cut");
     server.stop().unwrap();
+}
+
+#[test]
+fn a_reader_that_pauses_until_its_socket_is_full_gets_every_ack_whole_and_in_order() {
+    if !uring_available(1) {
+        return;
+    }
+    let mut cfg = config(1);
+    cfg.write_timeout = Some(Duration::from_secs(10));
+    let server = start(cfg, PaddedFactory);
+    let mut s = session(server.addr);
+    let mut reader = s.try_clone().unwrap();
+    // 10,000 NOTIFYs answered by 1 KiB ACKs (11 MB), in batches of 20 a millisecond apart
+    // (so each batch's 22 KiB of replies is written behind and sent with the next read), the
+    // reader asleep for the first second: the socket buffers fill, so sends chained before a
+    // read find too little room, go out in part and the rest follows alone (PATCHES.md change
+    // 11). Every ACK must arrive whole, once, in order.
+    let writer = thread::spawn(move || {
+        for batch in 0..500u64 {
+            let bytes: Vec<u8> = (0..20).flat_map(|i| notify(batch * 20 + i, 1)).collect();
+            s.write_all(&bytes).unwrap();
+            thread::sleep(Duration::from_millis(1));
+        }
+        s
+    });
+    thread::sleep(Duration::from_secs(1));
+    for i in 0..10_000u64 {
+        let (h, p) = read_frame(&mut reader).expect("ACK");
+        peer::assert_ack_of(&h, i, 1);
+        match peer::ack_actions(&h, &p).as_slice() {
+            [Action::SetVar {
+                name: b"padding",
+                value: TypedData::Binary(v),
+                ..
+            }] => assert!(v.len() == 1024 && v.iter().all(|&b| b == 0), "ACK {i}"),
+            other => panic!("ACK {i}: unexpected actions {other:?}"),
+        }
+    }
+    drop(writer.join().unwrap());
+    assert_eq!(server.stop().unwrap(), 0);
 }
 
 #[test]

@@ -575,17 +575,16 @@ impl Reactor {
     }
 
     /// PATCH(spoa): queues a send of the first `tx_len` bytes `tx` holds and, linked after it,
-    /// a receive of up to `rx_len` bytes into `rx`'s buffer, with `timeout` (if any) on the
-    /// send (see `sys::Reactor::send_then_recv`).
+    /// a receive of up to `rx_len` bytes into `rx`'s buffer (see
+    /// `sys::Reactor::send_then_recv`).
     pub(crate) fn queue_send_then_recv(
         &self,
         tx: &Source,
         tx_len: usize,
-        timeout: Option<Duration>,
         rx: &Source,
         rx_len: usize,
     ) {
-        self.sys.send_then_recv(tx, tx_len, timeout, rx, rx_len);
+        self.sys.send_then_recv(tx, tx_len, rx, rx_len);
     }
 
     pub(crate) fn recv(&self, fd: RawFd, size: usize, flags: MsgFlags) -> Source {

@@ -254,6 +254,11 @@ pub(crate) struct NonBufferedStream<S> {
     /// PATCH(spoa): the send in flight is chained before the receive in flight: the chain's
     /// one completion is the receive source's (see `settle_chain`).
     tx_chained: bool,
+    /// PATCH(spoa): the length of the chained send.
+    tx_chain_len: usize,
+    /// PATCH(spoa): the last chained send lacked room in the socket: what it left goes out
+    /// alone, bounded by the write timeout, before the next receive (see `poll_read`).
+    tx_blocked: bool,
     /// PATCH(spoa): a write asked the kernel to cancel the chain's receive (see
     /// `poll_tx_idle`).
     rx_cancelled: bool,
@@ -305,6 +310,16 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             let source = self.rx.source.as_ref().unwrap();
             return Poll::Ready(Ok(copy_received(&mut self.rx_left, source, buf)));
         }
+        if self.tx_chained {
+            // A failed send leaves its error to the receive (returned below); one that lacked
+            // room ends the chain without a receive.
+            let _ = self.settle_chain(reactor);
+        }
+        if self.tx_blocked && !self.rx.in_flight {
+            let flushed = ready!(self.poll_flush(cx));
+            self.tx_blocked = false;
+            poll_err!(flushed);
+        }
         let fd = self.stream.as_raw_fd();
         let source = self
             .rx
@@ -315,10 +330,6 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 self.rx.in_flight = false;
                 self.rx_cancelled = false;
                 self.read_timeout.cancel_timer(reactor);
-                if self.tx_chained {
-                    // The chain is over; a failed send already failed this receive.
-                    let _ = self.settle_chain();
-                }
                 let received = poll_err!(result);
                 self.rx_left = (0, received);
                 let source = self.rx.source.as_ref().unwrap();
@@ -327,13 +338,8 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             poll_err!(self.read_timeout.check(reactor));
         } else if self.tx_pending > 0 && !self.tx.in_flight {
             let tx = self.tx.source.as_ref().unwrap();
-            reactor.queue_send_then_recv(
-                tx,
-                self.tx_pending,
-                self.write_timeout.get(),
-                source,
-                buf.len().min(MAX_OP_BYTES),
-            );
+            reactor.queue_send_then_recv(tx, self.tx_pending, source, buf.len().min(MAX_OP_BYTES));
+            self.tx_chain_len = self.tx_pending;
             self.tx_pending = 0;
             self.tx.in_flight = true;
             self.tx_chained = true;
@@ -353,25 +359,41 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     /// PATCH(spoa): the outcome of the send of a send-then-receive chain, once the chain is
-    /// over (`None` before): the receive's completion means the send went out whole; a
-    /// completion of the send's own means it failed (cut short by the write timeout:
-    /// `ETIMEDOUT`). The receive's result is left for `poll_read`.
-    fn settle_chain(&mut self) -> Option<io::Result<()>> {
+    /// over (`None` before). The receive's completion means the send went out whole. A
+    /// completion of the send's own means it went out in part (a count, or `EAGAIN` for
+    /// none: the socket lacked room), and then what it left goes back to the head of the
+    /// bytes written behind, `tx_blocked` is set and the receive, cancelled by the kernel, is
+    /// no longer in flight; or it means the send failed, and then its error is returned and
+    /// left to the receive for `poll_read`.
+    fn settle_chain(&mut self, reactor: &Reactor) -> Option<io::Result<()>> {
         let tx = self.tx.source.as_ref().unwrap();
         if tx.is_queued() {
             return None;
         }
         self.tx.in_flight = false;
         self.tx_chained = false;
-        let result = match tx.take_result() {
+        let sent = match tx.take_result() {
             None => return Some(Ok(())),
-            Some(Err(e)) => Err(e),
-            Some(Ok(_)) => Err(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            Some(Ok(sent)) => sent,
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EAGAIN) => 0,
+            Some(Err(e)) => {
+                self.tx_failed = true;
+                // Bytes written behind since cannot follow bytes that were not sent.
+                self.tx_pending = 0;
+                return Some(Err(e));
+            }
         };
-        self.tx_failed = true;
-        // Bytes written behind since cannot follow bytes that were not sent.
-        self.tx_pending = 0;
-        Some(result)
+        if let SourceType::SockSend(held) = &mut *tx.source_type_mut() {
+            held.as_bytes_mut().copy_within(sent..self.tx_chain_len, 0);
+        }
+        self.tx_pending = self.tx_chain_len - sent;
+        self.tx_blocked = true;
+        // `process_one_event` failed the receive with `EAGAIN`: it never ran.
+        let _ = self.rx.source.as_ref().unwrap().take_result();
+        self.rx.in_flight = false;
+        self.rx_cancelled = false;
+        self.read_timeout.cancel_timer(reactor);
+        Some(Ok(()))
     }
 
     /// PATCH(spoa): whether the error the last read, write or flush returned was that of
@@ -386,7 +408,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     fn poll_tx_idle(&mut self, cx: &Context<'_>, reactor: &Reactor) -> Poll<io::Result<()>> {
         while self.tx.in_flight {
             if self.tx_chained {
-                if let Some(result) = self.settle_chain() {
+                if let Some(result) = self.settle_chain(reactor) {
                     self.write_timeout.cancel_timer(reactor);
                     if std::mem::take(&mut self.rx_cancelled)
                         && self.rx.source.as_ref().unwrap().take_error()
@@ -402,8 +424,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 }
                 // A write while the chain's receive may be waiting for the peer (the read was
                 // given up: a read timeout, the stop): cancel that receive so the write can go.
-                // The kernel finds it only once the send before it went out; until then the
-                // write timeout bounds the wait.
+                // The send before it never waits for room, so the kernel finds it at once.
                 let rx = self.rx.source.as_ref().unwrap();
                 if !self.rx_cancelled {
                     reactor.cancel_in_kernel(rx);
@@ -604,6 +625,8 @@ where
             write_behind: false,
             tx_pending: 0,
             tx_chained: false,
+            tx_chain_len: 0,
+            tx_blocked: false,
             rx_cancelled: false,
             tx_failed: false,
         };

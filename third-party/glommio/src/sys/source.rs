@@ -137,10 +137,6 @@ pub(crate) struct InnerSource {
     /// (`Reactor::send_then_recv`): the chain posts one completion, the receive's when the
     /// send succeeded, the send's when it failed, so whichever completes releases the other.
     pub(crate) partner: Option<Pin<Rc<RefCell<InnerSource>>>>,
-
-    /// PATCH(spoa): the time a send-then-receive chain's linked timeout allows the send; the
-    /// kernel reads it when the chain is submitted.
-    pub(crate) link_timeout: Option<TimeSpec64>,
 }
 
 impl InnerSource {
@@ -185,7 +181,6 @@ impl Source {
                 stats_collection,
                 task_queue,
                 partner: None,
-                link_timeout: None,
             })),
         }
     }

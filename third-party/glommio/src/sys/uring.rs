@@ -530,9 +530,9 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    // PATCH(spoa): room for a chain of three (a send, its linked timeout and a receive: see
-    // `Reactor::send_then_recv`) without allocating.
-) -> SmallVec<[UringDescriptor; 3]> {
+    // PATCH(spoa): room for a chain of two (an operation and its linked timeout, or a send
+    // and its receive: see `Reactor::send_then_recv`) without allocating.
+) -> SmallVec<[UringDescriptor; 2]> {
     queue
         .drain(chain)
         .filter(move |op| {
@@ -600,9 +600,9 @@ where
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
-            // PATCH(spoa): a chain's send failed (or its linked timeout cancelled it): the
-            // kernel cancelled the receive behind it without a completion; the receive fails
-            // with the send's error (a send cut short by the timeout: `ETIMEDOUT`).
+            // PATCH(spoa): a chain's send failed, or went out in part: the kernel cancelled
+            // the receive behind it without a completion; the receive fails with the send's
+            // error, or `EAGAIN` when the send only lacked room (see `send_then_recv`).
             if let (Some(partner), SourceType::SockSend(_)) = (partner, &inner_source.source_type)
             {
                 let failure = match &inner_source.wakers.result {
@@ -610,7 +610,7 @@ where
                         Some(code) => io::Error::from_raw_os_error(code),
                         None => io::Error::new(e.kind(), "the linked send failed"),
                     },
-                    _ => io::Error::from_raw_os_error(libc::ETIMEDOUT),
+                    _ => io::Error::from_raw_os_error(libc::EAGAIN),
                 };
                 let mut partner = partner.borrow_mut();
                 partner.wakers.result = Some(Err(failure));
@@ -1607,23 +1607,15 @@ impl Reactor {
 
     /// PATCH(spoa): write-behind: sends the first `tx_len` bytes of `tx`'s buffer, then
     /// receives up to `rx_len` bytes into `rx`'s, as one chain submitted by one
-    /// `io_uring_enter`: `IORING_OP_SEND` (`MSG_WAITALL`, `IOSQE_IO_LINK`,
-    /// `IOSQE_CQE_SKIP_SUCCESS`), then, with a `timeout`, an `IORING_OP_LINK_TIMEOUT` on the
-    /// send (`IOSQE_IO_LINK`, `IOSQE_CQE_SKIP_SUCCESS`), then `IORING_OP_RECV`. The chain posts
-    /// exactly one completion: the receive's when the whole send went out (the send and the
-    /// cancelled timeout post none), or the send's when it failed or the timeout cut it short
-    /// (the receive is then cancelled without a completion: `process_one_event` gives it the
-    /// send's error). A linked receive cannot be cancelled while the send before it blocks
-    /// (`IORING_OP_ASYNC_CANCEL` does not find it), which is why the timeout is there: a peer
-    /// that stops reading ends the chain at the deadline instead of never.
-    pub(crate) fn send_then_recv(
-        &self,
-        tx: &Source,
-        tx_len: usize,
-        timeout: Option<Duration>,
-        rx: &Source,
-        rx_len: usize,
-    ) {
+    /// `io_uring_enter`: `IORING_OP_SEND` (`MSG_WAITALL | MSG_DONTWAIT`, `IOSQE_IO_LINK`,
+    /// `IOSQE_CQE_SKIP_SUCCESS`), then `IORING_OP_RECV`. The send never waits for room: it
+    /// goes out whole at submission, or fails at once with the count of what did go out
+    /// (`-EAGAIN` for none). The chain posts exactly one completion: the receive's when the
+    /// whole send went out (the send posts none), or the send's when it failed or went out
+    /// in part (the receive is then cancelled without a completion: `process_one_event`
+    /// fails it with `EAGAIN`, or the send's error). The stream sends what is left with a
+    /// plain send bounded by its write timeout, so a peer that stops reading is cut there.
+    pub(crate) fn send_then_recv(&self, tx: &Source, tx_len: usize, rx: &Source, rx_len: usize) {
         let mut ring = self.main_ring.borrow_mut();
         let q = ring.submission_queue();
         let mut source_map = self.source_map.borrow_mut();
@@ -1639,37 +1631,20 @@ impl Reactor {
         let send = match &*tx.source_type() {
             SourceType::SockSend(buf) => {
                 assert!(tx_len <= buf.len());
-                UringOpDescriptor::SockSend(buf.as_ptr(), tx_len, MsgFlags::MSG_WAITALL.bits())
+                let flags = MsgFlags::MSG_WAITALL | MsgFlags::MSG_DONTWAIT;
+                UringOpDescriptor::SockSend(buf.as_ptr(), tx_len, flags.bits())
             }
             _ => unreachable!(),
         };
-        let link_timeout = {
-            let mut inner = tx.inner.borrow_mut();
-            inner.partner = Some(rx.inner.clone());
-            inner.link_timeout = timeout.map(|d| match TimeSpec64::try_from(d) {
-                Ok(ts) | Err(ts) => ts,
-            });
-            // The timespec stays in the send's source, which the source map holds until the
-            // chain's completion: the kernel reads it when the chain is submitted.
-            inner.link_timeout.as_ref().map(|ts| &ts.raw as *const _)
-        };
+        tx.inner.borrow_mut().partner = Some(rx.inner.clone());
         rx.inner.borrow_mut().partner = Some(tx.inner.clone());
-        let linked = SubmissionFlags::IO_LINK | SubmissionFlags::CQE_SKIP_SUCCESS;
         let mut queue = q.borrow_mut();
         queue.submissions.push_back(UringDescriptor {
             args: send,
             fd: tx.raw(),
-            flags: linked,
+            flags: SubmissionFlags::IO_LINK | SubmissionFlags::CQE_SKIP_SUCCESS,
             user_data: to_user_data(tx_id),
         });
-        if let Some(ts) = link_timeout {
-            queue.submissions.push_back(UringDescriptor {
-                args: UringOpDescriptor::LinkTimeout(ts),
-                fd: -1,
-                flags: linked,
-                user_data: 0,
-            });
-        }
         queue.submissions.push_back(UringDescriptor {
             args: UringOpDescriptor::SockRecv(rx_len, 0),
             fd: rx.raw(),
