@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
-use runtime_core::{report, Live, Peer, ServerConfig};
-use spop_core::Handler;
+use runtime_core::{report, End, Live, Peer, ServerConfig};
+use spop_core::{Handler, Handshake};
 
 use crate::alloc_probe::{ours, theirs};
 use crate::server::Shared;
@@ -30,8 +31,15 @@ pub(crate) struct Worker<H> {
 }
 
 impl<H: Handler + 'static> Worker<H> {
-    /// Serves `stream` on this executor.
-    pub(crate) fn start(self: &Rc<Self>, stream: TcpStream, peer: Peer, live: Live) {
+    /// Serves `stream` on this executor: an accepted connection, or one handed over with the
+    /// `handshake` its previous agent completed.
+    pub(crate) fn start(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        peer: Peer,
+        live: Live,
+        handshake: Option<Handshake>,
+    ) {
         log::debug!(
             peer:% = peer, connection = live.id(), worker = self.index;
             "{peer}: connection #{} opened (worker {})",
@@ -46,7 +54,16 @@ impl<H: Handler + 'static> Worker<H> {
             worker: Rc::clone(self),
             live,
         };
-        if let Err(e) = session::open(&self.config, hint, Instant::now(), conn) {
+        let opened = match handshake {
+            None => {
+                session::open(&self.config, hint, Instant::now(), conn).map_err(|e| e.to_string())
+            }
+            Some(handshake) => {
+                session::open_resumed(&self.config, hint, handshake, Instant::now(), conn)
+                    .map_err(|e| format!("cannot resume the handed-over connection: {e}"))
+            }
+        };
+        if let Err(e) = opened {
             log::error!("connection #{id}: {e}");
         }
     }
@@ -87,6 +104,11 @@ impl<H: Handler + 'static> Connection<H> {
         // Once the executor stops: the read side is shut, what was received is still read and
         // answered, then end-of-input brings AGENT-DISCONNECT 0.
         let mut draining = false;
+        // With a hand-over, the stop's first stage: the connection hands itself over at its
+        // next frame boundary, its socket left untouched (no shutdown, which would end it for
+        // the next agent too); the second stage drains it as without one.
+        let hands_over = worker.shared.hand_over.get();
+        let mut handing = false;
         // One clock read per read or write: the instant an I/O completed is the session's `now`
         // until the next one completes.
         let mut now = Instant::now();
@@ -100,13 +122,45 @@ impl<H: Handler + 'static> Connection<H> {
             };
             match next {
                 Next::Read => {
+                    if handing && session.can_hand_over() {
+                        // The socket must hold nothing of ours: replies written behind go out,
+                        // a receive in flight is cancelled and its outcome read (the bytes it
+                        // got, if it completed first, are served here).
+                        if !self.stream.is_quiescent() {
+                            if let Err(e) = theirs(self.stream.flush()).await {
+                                written_behind_failed = true;
+                                session.on_written_behind_failed(e);
+                                continue;
+                            }
+                            self.stream.cancel_read();
+                        }
+                        if self.stream.is_quiescent() {
+                            if let (Some(hand_over), Some(handshake)) =
+                                (hands_over, session.handshake())
+                            {
+                                if hand_over
+                                    .hand_over(self.stream.as_fd(), &handshake, self.live.id())
+                                    .is_ok()
+                                {
+                                    break End::HandedOver;
+                                }
+                            }
+                            // It failed: drained as without a hand-over.
+                            handing = false;
+                            draining = true;
+                            session.drain();
+                            let _ = self.stream.shutdown(Shutdown::Read).await;
+                            continue;
+                        }
+                    }
                     if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
                     let read = if draining {
                         Some(theirs(self.stream.read(session.read_buf())).await)
                     } else {
-                        let stop = worker.stop.wait(slot);
+                        // Stage 1 ends a plain read, stage 2 a read while handing over.
+                        let stop = worker.stop.wait(slot, u8::from(handing));
                         let buf = session.read_buf();
                         let stream = &mut self.stream;
                         future::or(async { Some(theirs(stream.read(buf)).await) }, async {
@@ -117,11 +171,22 @@ impl<H: Handler + 'static> Connection<H> {
                     };
                     now = Instant::now();
                     let Some(result) = read else {
+                        if hands_over.is_some() && !handing && worker.stop.stage() == 1 {
+                            handing = true;
+                            continue;
+                        }
+                        handing = false;
                         draining = true;
                         session.drain();
                         let _ = self.stream.shutdown(Shutdown::Read).await;
                         continue;
                     };
+                    if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ECANCELED))
+                        && hands_over.is_some()
+                    {
+                        // The receive the hand-over cancelled, which got nothing.
+                        continue;
+                    }
                     if matches!(result, Ok(0)) && worker.shared.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
@@ -155,6 +220,18 @@ impl<H: Handler + 'static> Connection<H> {
         // refused at max-connections by its own old connection.
         let id = self.live.id();
         drop(self.live);
+        if let End::HandedOver = end {
+            // Closed without a word and without shutdown(): the socket lives on in the service
+            // manager's store.
+            drop(self.stream);
+            report(&self.peer, id, &session, end);
+            return;
+        }
+        if let Some(hand_over) =
+            hands_over.filter(|_| worker.shared.stopping.load(Ordering::SeqCst))
+        {
+            hand_over.ended();
+        }
         if !written_behind_failed {
             // What was written behind (the last replies, an AGENT-DISCONNECT) goes out first.
             let _ = theirs(self.stream.flush()).await;
