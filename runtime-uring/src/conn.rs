@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -124,34 +124,39 @@ impl<H: Handler + 'static> Connection<H> {
                 Next::Read => {
                     if handing && session.can_hand_over() {
                         // The socket must hold nothing of ours: replies written behind go out,
-                        // a receive in flight is cancelled and its outcome read (the bytes it
-                        // got, if it completed first, are served here).
-                        if !self.stream.is_quiescent() {
-                            if let Err(e) = theirs(self.stream.flush()).await {
+                        // a receive in flight is cancelled and its outcome read (bytes it got
+                        // first are served here, and the boundary is looked for again).
+                        match settle(&mut self.stream, session.read_buf(), &worker.stop).await {
+                            Settled::Quiescent => {
+                                if let (Some(hand_over), Some(handshake)) =
+                                    (hands_over, session.handshake())
+                                {
+                                    if hand_over
+                                        .hand_over(self.stream.as_fd(), &handshake, self.live.id())
+                                        .is_ok()
+                                    {
+                                        break End::HandedOver;
+                                    }
+                                }
+                            }
+                            Settled::Received(result) => {
+                                now = Instant::now();
+                                session.on_read(result, now);
+                                continue;
+                            }
+                            Settled::WriteFailed(e) => {
                                 written_behind_failed = true;
                                 session.on_written_behind_failed(e);
                                 continue;
                             }
-                            self.stream.cancel_read();
+                            Settled::Abandoned => {}
                         }
-                        if self.stream.is_quiescent() {
-                            if let (Some(hand_over), Some(handshake)) =
-                                (hands_over, session.handshake())
-                            {
-                                if hand_over
-                                    .hand_over(self.stream.as_fd(), &handshake, self.live.id())
-                                    .is_ok()
-                                {
-                                    break End::HandedOver;
-                                }
-                            }
-                            // It failed: drained as without a hand-over.
-                            handing = false;
-                            draining = true;
-                            session.drain();
-                            let _ = self.stream.shutdown(Shutdown::Read).await;
-                            continue;
-                        }
+                        // The hand-over failed or its phase ended: drained as without one.
+                        handing = false;
+                        draining = true;
+                        session.drain();
+                        let _ = self.stream.shutdown(Shutdown::Read).await;
+                        continue;
                     }
                     if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
@@ -238,5 +243,58 @@ impl<H: Handler + 'static> Connection<H> {
         }
         let _ = self.stream.shutdown(Shutdown::Both).await;
         report(&self.peer, id, &session, end);
+    }
+}
+
+/// How often a hand-over asks the kernel again to cancel a receive it has not found yet (one
+/// chained behind a send not yet gone out).
+const CANCEL_RETRY: Duration = Duration::from_millis(2);
+
+/// What [`settle`] came to.
+enum Settled {
+    /// Nothing of the agent's is pending on the socket: it can be handed over.
+    Quiescent,
+    /// The receive in flight got bytes before its cancellation: serve them first.
+    Received(std::io::Result<usize>),
+    /// Replies written behind could not be sent.
+    WriteFailed(std::io::Error),
+    /// The hand-over phase ended first (the stop's second stage).
+    Abandoned,
+}
+
+/// Brings a stream at a frame boundary to rest for a hand-over: what was written behind is
+/// sent, and a receive in flight is cancelled (asked again every [`CANCEL_RETRY`] until the
+/// kernel finds it) and its outcome read into `buf`.
+async fn settle(stream: &mut TcpStream, buf: &mut [u8], stop: &Stop) -> Settled {
+    loop {
+        if stop.stage() >= 2 {
+            return Settled::Abandoned;
+        }
+        if stream.is_quiescent() {
+            return Settled::Quiescent;
+        }
+        stream.cancel_read();
+        // `None`: nothing yet (ask the kernel again), or flushed with nothing left to read.
+        let step = future::or(
+            async {
+                match theirs(stream.flush()).await {
+                    Err(e) => Some(Err(e)),
+                    // A receive in flight, or bytes of an earlier one not yet returned.
+                    Ok(()) if !stream.is_quiescent() => Some(theirs(stream.read(buf)).await),
+                    Ok(()) => None,
+                }
+            },
+            async {
+                glommio::timer::sleep(CANCEL_RETRY).await;
+                None
+            },
+        )
+        .await;
+        match step {
+            None => {}
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ECANCELED) => {}
+            Some(Err(e)) if stream.take_write_behind_failed() => return Settled::WriteFailed(e),
+            Some(result) => return Settled::Received(result),
+        }
     }
 }

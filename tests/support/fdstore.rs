@@ -117,7 +117,11 @@ impl Manager {
             .env("LISTEN_FDS", fds.len().to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
             .env("NOTIFY_SOCKET", &self.path)
-            .env("RUST_LOG", "info");
+            // SPOA_TEST_RUST_LOG: more of the agents' logs, to look into a failure.
+            .env(
+                "RUST_LOG",
+                std::env::var("SPOA_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         pass_fds(&mut command, &fds);
         Agent::spawn(runtime, command)
     }

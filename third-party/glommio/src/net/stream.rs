@@ -347,16 +347,22 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
-    /// PATCH(spoa): change 13: asks the kernel to cancel the receive in flight, if any and not
-    /// chained behind a send (flush first: the chain's send must go out before its receive can
-    /// be cancelled). The next read returns its outcome: the bytes it received if it completed
-    /// first, else an error `ECANCELED`; no byte the kernel received is lost either way.
+    /// PATCH(spoa): change 13: asks the kernel to cancel the receive in flight, if any. The
+    /// next read returns its outcome: the bytes it received if it completed first, else an
+    /// error `ECANCELED`; no byte the kernel received is lost either way. A receive chained
+    /// behind a send can only be cancelled once the send went out and the kernel issued it: a
+    /// cancellation that came too early finds nothing, so call again until the read (or a
+    /// flush, which waits for the chain) returns.
     pub(crate) fn cancel_read(&mut self) {
-        if !self.rx.in_flight || self.tx_chained {
+        if !self.rx.in_flight {
             return;
         }
         if let (Some(reactor), Some(source)) = (self.reactor.upgrade(), self.rx.source.as_ref()) {
             reactor.cancel_in_kernel_even_queued(source);
+            if self.tx_chained {
+                // As `poll_tx_idle`'s own cancellation: its outcome is taken with the chain's.
+                self.rx_cancelled = true;
+            }
         }
     }
 

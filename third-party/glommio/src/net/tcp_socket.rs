@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::{
     io,
     net::{self, Shutdown, SocketAddr, ToSocketAddrs},
-    os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, RawFd},
+    os::unix::io::{AsRawFd, FromRawFd, RawFd},
     pin::Pin,
     rc::{Rc, Weak},
     task::{Context, Poll},
@@ -311,9 +311,12 @@ pub struct AcceptedTcpStream {
 impl AcceptedTcpStream {
     /// Returns the socket address of the remote peer
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        let socket = unsafe { Socket::from_raw_fd(self.fd) };
+        // PATCH(spoa): change 14: borrowed, never owned: upstream's `Socket::from_raw_fd` then
+        // `?` closed the descriptor when `peer_addr` failed (a connection reset while queued:
+        // ENOTCONN), and the stream bound from it later closed the same number again (an
+        // abort in debug builds, and in release the close of whatever reused the number).
+        let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd) });
         let sock_addr = socket.peer_addr()?;
-        socket.into_raw_fd();
         Ok(sock_addr.as_socket().unwrap())
     }
 
@@ -604,7 +607,10 @@ impl<B: RxBuf> TcpStream<B> {
     /// up, its future dropped, leaves its receive in flight, and the next read returns its
     /// outcome). The next read then returns the bytes that receive got if it completed first,
     /// else fails with `ECANCELED` (`raw_os_error`); no received byte is lost. A receive chained
-    /// behind a written-behind send is left: flush first.
+    /// behind a written-behind send is found only once the send went out: until the next read
+    /// or [`AsyncWriteExt::flush`] returns, call this again now and then.
+    ///
+    /// [`AsyncWriteExt::flush`]: futures_lite::io::AsyncWriteExt::flush
     pub fn cancel_read(&mut self) {
         self.stream.cancel_read()
     }
