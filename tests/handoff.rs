@@ -265,3 +265,30 @@ fn a_connection_mid_frame_at_the_stop_is_handed_over_at_its_next_frame_boundary(
         check_score_ack(&h, &p);
     }
 }
+
+#[test]
+fn without_a_service_manager_the_option_is_ignored_and_connections_end_as_before() {
+    for runtime in runtimes() {
+        // Empty: as if unset, whatever runs the tests.
+        let mut agent = Agent::start_full(
+            runtime,
+            &[],
+            &[("NOTIFY_SOCKET", "")],
+            &["-a", "127.0.0.1", "-p", "0"],
+            &["--hand-over-connections"],
+        );
+        assert!(
+            has_log(
+                &agent,
+                "--hand-over-connections needs a service manager's NOTIFY_SOCKET"
+            ),
+            "{runtime}: {:#?}",
+            agent.logs()
+        );
+        let mut conn = agent.session();
+        scored(&mut conn, 1, 1, "the agent");
+        stop(&mut agent);
+        let (h, p) = read_frame(&mut conn).expect("AGENT-DISCONNECT at the stop");
+        assert_eq!(disconnect_status(&h, &p), 0, "{runtime}");
+    }
+}
