@@ -6,7 +6,12 @@
 #      NOTIFYs (spoa-loadgen, every ACK checked);
 #   3. `systemctl stop spoa.service`: the socket stays open, a connection made now waits and
 #      starts the agent again, and is answered;
-#   4. `systemctl restart spoa`: a new agent process, on the same sockets, answers.
+#   4. `systemctl restart spoa`: a new agent process, on the same sockets, answers;
+#   5. the hand-over (spoa.service: SPOA_HAND_OVER_CONNECTIONS=true, FileDescriptorStoreMax=):
+#      a connection open across `systemctl restart spoa` (HAProxy's frames written by bash
+#      from spop-core's test vectors) gets the ACK of a NOTIFY sent during the restart from
+#      the new process, without AGENT-DISCONNECT: systemd 252 keeps the descriptor store
+#      while the restart job runs.
 # (Losing no request across restarts under HAProxy's load is tested by tests/haproxy.rs and
 # measured by scripts/restart-under-load.sh; spoa-loadgen, unlike HAProxy, does not reconnect.)
 # Not part of CI (needs root, debootstrap, systemd-nspawn, ~300 MB and network for the rootfs).
@@ -28,6 +33,12 @@ cargo build --release -q -p spoa --bin spoa -p spoa-loadgen --bin spoa-loadgen >
 
 install -m 755 target/release/spoa target/release/spoa-loadgen "$rootfs/usr/local/bin/"
 install -m 644 examples/systemd/spoa.socket examples/systemd/spoa.service "$rootfs/etc/systemd/system/"
+# HAProxy's HELLO and a NOTIFY, as bytes, for the hand-over check.
+mkdir -p "$rootfs/usr/local/share/spoa-check"
+for frame in haproxy-hello notify-ipv4; do
+    grep -v '^#' "spop-core/tests/vectors/$frame.hex" | tr -d ' \n' | xxd -r -p \
+        > "$rootfs/usr/local/share/spoa-check/$frame.bin"
+done
 # The check runs as a unit of its own once the system is up, writes its verdict to the console
 # and powers the container off.
 cat > "$rootfs/usr/local/bin/spoa-socket-check" <<'CHECK'
@@ -58,6 +69,36 @@ check "socket still listening after the restart" '[ "$(systemctl is-active spoa.
 check "load answered after systemctl restart" '[ "$(load 1)" = 0 ]'; say "$(cat /tmp/load.row)"
 new=$(systemctl show -p MainPID --value spoa.service)
 check "a new agent process (pid $old -> $new)" '[ "$old" != "$new" ] && [ "$new" != 0 ]'
+# The hand-over: one connection, kept open across a restart.
+frames=/usr/local/share/spoa-check
+frame_type() { # reads one frame from descriptor 3; prints its type (101 AGENT-HELLO, 102
+    # AGENT-DISCONNECT, 103 ACK) or nothing at end of input
+    local len body
+    len=$(timeout 5 head -c 4 <&3 | od -An -tu1 | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
+    [ -n "$len" ] && [ "$len" -gt 0 ] || return 0
+    body=$(timeout 5 head -c "$len" <&3 | od -An -tu1 -N1 | tr -d ' ')
+    echo "$body"
+}
+exec 3<>/dev/tcp/127.0.0.1/12345
+cat "$frames/haproxy-hello.bin" >&3
+check "hand-over: the handshake answered" '[ "$(frame_type)" = 101 ]'
+cat "$frames/notify-ipv4.bin" >&3
+check "hand-over: a NOTIFY answered before the restart" '[ "$(frame_type)" = 103 ]'
+old=$(systemctl show -p MainPID --value spoa.service)
+systemctl restart --no-block spoa.service
+# The old agent is stopping or gone, the new one not yet serving: this NOTIFY waits in the socket.
+cat "$frames/notify-ipv4.bin" >&3
+answer=$(frame_type)
+check "hand-over: the NOTIFY sent during the restart is ACKed (frame type $answer, 103 = ACK)" '[ "$answer" = 103 ]'
+sleep 1
+new=$(systemctl show -p MainPID --value spoa.service)
+check "hand-over: by a new agent process (pid $old -> $new)" '[ "$old" != "$new" ] && [ "$new" != 0 ]'
+cat "$frames/notify-ipv4.bin" >&3
+check "hand-over: the connection keeps being served" '[ "$(frame_type)" = 103 ]'
+exec 3<&-
+journalctl -b -u spoa --no-pager -o cat | grep -E 'handed over|handed-over' | while read -r l; do say "log: $l"; done
+check "hand-over: the old agent handed the connection over" 'journalctl -b -u spoa --no-pager -o cat | grep -q "stop: 1 connections handed over to the next agent"'
+check "hand-over: the new agent adopted it" 'journalctl -b -u spoa --no-pager -o cat | grep -q "1 connections handed over by the previous agent"'
 systemctl --no-pager status spoa.service spoa.socket 2>&1 | head -n 20 | while read -r l; do say "$l"; done
 say "RESULT: $([ $fail = 0 ] && echo PASS || echo FAIL)"
 systemctl poweroff

@@ -88,6 +88,22 @@ SOCKET ACTIVATION (systemd: examples/systemd/spoa.socket):
   the agent stops. A passed descriptor that is not a listening TCP or Unix stream socket
   stops the startup with the reason.
 
+RESTARTS WITHOUT A FAILED REQUEST (--hand-over-connections):
+  Socket activation alone still ends each open connection with AGENT-DISCONNECT at the stop,
+  and a NOTIFY HAProxy sends in that instant fails (about 1 request in 20 restarts under
+  load). With --hand-over-connections (examples/systemd/spoa.service: Type=notify,
+  FileDescriptorStoreMax=), the stopping agent passes each connection, at its next frame
+  boundary, to systemd (FDSTORE=1, named with what its handshake fixed), closes its copy
+  without a word and exits; systemd passes the connections to the new agent beside the
+  listening socket, which serves them as established sessions. HAProxy sees no disconnect: a
+  NOTIFY sent meanwhile waits in the socket until the new agent reads it, so HAProxy's SPOE
+  `timeout processing` must outlast the restart (the stop, about 50 ms, plus the start).
+  A connection that reaches no frame boundary within half of --shutdown-timeout is ended as
+  without the option. The stop logs one line: how many connections were handed over, ended,
+  cut. A stored descriptor the new agent cannot take (a bad name, not a connected socket) is
+  refused with a log line and closed; the others are served. Without NOTIFY_SOCKET the option
+  is ignored with a warning.
+
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
       server agent1 10.0.0.11:12345 check maxconn 50
@@ -315,6 +331,13 @@ pub struct Cli {
         value_parser = parse_seconds,
     )]
     pub shutdown_timeout: Duration,
+
+    /// At a stop (SIGTERM), hand each open HAProxy connection to the next agent through
+    /// systemd's file-descriptor store instead of ending it with AGENT-DISCONNECT: no request
+    /// fails across `systemctl restart`. Needs Type=notify (NOTIFY_SOCKET) and
+    /// FileDescriptorStoreMax= in the unit; see RESTARTS WITHOUT A FAILED REQUEST below.
+    #[arg(long = "hand-over-connections", env = "SPOA_HAND_OVER_CONNECTIONS")]
+    pub hand_over_connections: bool,
 
     /// Accept connections only from this network (CIDR such as 10.0.0.0/8, or one address);
     /// repeatable. Others are closed at accept with a log line. Default: anyone who can reach the

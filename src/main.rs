@@ -207,8 +207,9 @@ fn check_runtime(cli: &Cli) -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), String> {
     // First, while the process has one thread: it edits the environment.
-    let inherited = inherited_listeners(cli)?;
+    let (inherited, adopted) = inherited_sockets(cli)?;
     let passed_by_manager = inherited.is_some();
+    let hand_over = hand_over(cli);
     let choice = choose(cli)?;
     if let Some(why) = &choice.fallback {
         log::warn!("runtime auto: io_uring cannot be used, running the std runtime: {why}");
@@ -269,6 +270,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         .with_scores(scores.clone());
 
     // The same three steps on either runtime: bind, log the startup line, serve until a signal.
+    let adopted_count = adopted.len();
     let listeners = match inherited {
         Some(listeners) => listeners,
         None => {
@@ -278,7 +280,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
         match choice.runtime {
             Runtime::Std => {
-                let server = runtime_std::Server::with_listeners(config.clone(), listeners);
+                let mut server = runtime_std::Server::with_listeners(config.clone(), listeners);
+                server.adopt(adopted);
+                if let Some(hand_over) = hand_over {
+                    server.hand_over_at_stop(hand_over);
+                }
                 let handle = server.shutdown_handle();
                 (
                     server.listen_addresses(),
@@ -294,9 +300,13 @@ fn run(cli: &Cli) -> Result<(), String> {
                     cpus: cli.cpus.clone().map(|c| c.0),
                     ..Default::default()
                 };
-                let server =
+                let mut server =
                     runtime_uring::Server::with_listeners(config.clone(), options, listeners)
                         .map_err(|e| e.to_string())?;
+                server.adopt(adopted);
+                if let Some(hand_over) = hand_over {
+                    server.hand_over_at_stop(hand_over);
+                }
                 let handle = server.shutdown_handle();
                 let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
                 let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
@@ -333,13 +343,18 @@ fn run(cli: &Cli) -> Result<(), String> {
     }
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
-        "spoa {} listening on {}{}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
+        "spoa {} listening on {}{}{}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(", "),
         if passed_by_manager {
             "; sockets passed by the service manager"
         } else {
             ""
+        },
+        if adopted_count > 0 {
+            format!("; {adopted_count} connections handed over by the previous agent")
+        } else {
+            String::new()
         },
         choice.runtime.name(),
         config.engine.max_frame_size,
@@ -363,12 +378,47 @@ fn run(cli: &Cli) -> Result<(), String> {
     Ok(())
 }
 
+/// Where open connections go at the stop: the service manager's store with
+/// `--hand-over-connections` and a NOTIFY_SOCKET; `None`: they are ended with AGENT-DISCONNECT.
+fn hand_over(cli: &Cli) -> Option<runtime_core::handoff::HandOver> {
+    use runtime_core::handoff::{FdStore, HandOver};
+    if !cli.hand_over_connections {
+        return None;
+    }
+    let Some(store) = FdStore::from_environment() else {
+        log::warn!(
+            "--hand-over-connections needs a service manager's NOTIFY_SOCKET (systemd \
+             Type=notify): ignored, connections are ended with AGENT-DISCONNECT at the stop"
+        );
+        return None;
+    };
+    // systemd 254 and later say how many descriptors the store takes.
+    if std::env::var("FDSTORE").as_deref() == Ok("0") {
+        log::warn!(
+            "--hand-over-connections: the service manager's descriptor store is off \
+             (FDSTORE=0: set FileDescriptorStoreMax= in the unit): ignored"
+        );
+        return None;
+    }
+    log::info!(
+        "open connections are handed over to the next agent at the stop, through {}",
+        store.socket().display()
+    );
+    Some(HandOver::new(store))
+}
+
+/// Connections handed over by the previous agent, passed beside the listening sockets.
+type AdoptedConnections = Vec<runtime_core::handoff::Adopted>;
+
 /// The listening sockets a service manager passed (systemd socket activation: LISTEN_FDS), if
-/// any; `None`: bind `-a`/`-p`. Refuses sockets the agent cannot serve on.
-fn inherited_listeners(cli: &Cli) -> Result<Option<runtime_core::Listeners>, String> {
+/// any (`None`: bind `-a`/`-p`), and the connections a previous agent handed over. Refuses
+/// listening sockets the agent cannot serve on.
+fn inherited_sockets(
+    cli: &Cli,
+) -> Result<(Option<runtime_core::Listeners>, AdoptedConnections), String> {
     use runtime_core::inherit::{take_from_environment, Takeover};
     match take_from_environment().map_err(|e| format!("cannot use the inherited sockets: {e}"))? {
-        Takeover::Bind => Ok(None),
+        Takeover::Bind => Ok((None, Vec::new())),
         Takeover::Ignored { listen_pid } => {
             log::warn!(
                 "LISTEN_FDS is set for process {}, not this one ({}): ignored, binding {}",
@@ -380,9 +430,23 @@ fn inherited_listeners(cli: &Cli) -> Result<Option<runtime_core::Listeners>, Str
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            Ok(None)
+            Ok((None, Vec::new()))
         }
-        Takeover::Listeners(inherited) => {
+        Takeover::Sockets {
+            listeners: inherited,
+            connections,
+        } => {
+            for connection in &connections {
+                log::debug!(
+                    "handed-over connection: descriptor {} ({}) from {}",
+                    connection.fd,
+                    connection.name,
+                    connection.peer
+                );
+            }
+            if inherited.is_empty() {
+                return Ok((None, connections));
+            }
             for socket in &inherited {
                 log::info!(
                     "inherited listener: descriptor {}{} on {}",
@@ -400,9 +464,12 @@ fn inherited_listeners(cli: &Cli) -> Result<Option<runtime_core::Listeners>, Str
                     "-a/--address (SPOA_ADDRESS) not bound: the service manager's sockets replace it"
                 );
             }
-            Ok(Some(runtime_core::Listeners::adopted(
-                inherited.into_iter().map(|s| s.listener).collect(),
-            )))
+            Ok((
+                Some(runtime_core::Listeners::adopted(
+                    inherited.into_iter().map(|s| s.listener).collect(),
+                )),
+                connections,
+            ))
         }
     }
 }

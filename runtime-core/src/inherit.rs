@@ -17,11 +17,18 @@
 //! `FileDescriptorName=` in the unit). The variables are removed once read, so that a process the
 //! agent might start does not take the sockets for its own, and the descriptors are marked
 //! close-on-exec for the same reason.
+//!
+//! Beside the listening sockets the manager may pass connections a stopping agent handed over
+//! ([`crate::handoff`]): a descriptor whose name starts with `spop-` is one. Each is checked
+//! (a connected stream socket, a name that parses) and served as an established connection; a
+//! bad one is refused with a log line and closed, and the agent serves the rest.
 
 use std::ffi::OsString;
 use std::fmt;
 
-use crate::address::ListenAddress;
+use crate::address::{ListenAddress, Peer};
+#[cfg(unix)]
+use crate::handoff::{self, Adopted};
 use crate::listen::Listener;
 
 /// The first descriptor a service manager passes (`SD_LISTEN_FDS_START`).
@@ -182,8 +189,13 @@ pub enum Takeover {
     /// Sockets were passed to another process (the variables were inherited from a parent that
     /// did not remove them): bind the configured addresses. Carries `LISTEN_PID`, for a log line.
     Ignored { listen_pid: Option<String> },
-    /// Serve on these.
-    Listeners(Vec<Inherited>),
+    /// Serve on these listeners (none when only connections were passed) and these
+    /// handed-over connections.
+    Sockets {
+        listeners: Vec<Inherited>,
+        #[cfg(unix)]
+        connections: Vec<Adopted>,
+    },
 }
 
 /// Takes the listening sockets a service manager passed to this process, if any, and removes
@@ -207,24 +219,50 @@ pub fn take_from_environment() -> Result<Takeover, InheritError> {
         Passed::Sockets { count, names } => {
             let mut names = names.map(Vec::into_iter);
             let mut listeners = Vec::with_capacity(count as usize);
+            #[cfg(unix)]
+            let (mut connections, mut stored) = (Vec::new(), Vec::new());
             for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
                 let name = names.as_mut().and_then(Iterator::next);
+                #[cfg(unix)]
+                if let Some(name) = name.as_deref().filter(|n| handoff::is_connection_name(n)) {
+                    stored.push(name.to_string());
+                    match adopt_connection(fd, name) {
+                        Ok(connection) => connections.push(connection),
+                        Err(why) => log::warn!(
+                            "inherited descriptor {fd} ({name}): refused as a handed-over \
+                             connection: {why}; closed"
+                        ),
+                    }
+                    continue;
+                }
                 listeners.push(adopt(fd, name)?);
             }
-            Ok(Takeover::Listeners(listeners))
+            // Out of the manager's store: the next stop stores the connections still open under
+            // new names, and a descriptor stored twice would be served twice.
+            #[cfg(unix)]
+            if let Some(store) = handoff::FdStore::from_environment() {
+                for name in &stored {
+                    if let Err(e) = store.remove(name) {
+                        log::warn!(
+                            "cannot remove {name} from the service manager's store at {}: {e}",
+                            store.socket().display()
+                        );
+                    }
+                }
+            }
+            Ok(Takeover::Sockets {
+                listeners,
+                #[cfg(unix)]
+                connections,
+            })
         }
     }
 }
 
-/// Checks that `fd` is an open, listening TCP socket or Unix stream socket bound to a file,
-/// marks it close-on-exec and blocking (how the agent's own listeners are), and takes ownership
-/// of it. A Unix socket's file stays: the manager made it and removes it.
+/// Marks `fd` close-on-exec; fails if it is not open.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn adopt(fd: i32, name: Option<String>) -> Result<Inherited, InheritError> {
-    use std::mem::ManuallyDrop;
-    use std::os::fd::FromRawFd;
-
+fn check_open(fd: i32) -> Result<(), InheritError> {
     let os = |call, error: std::io::Error| InheritError::Os {
         fd,
         call,
@@ -244,6 +282,95 @@ fn adopt(fd: i32, name: Option<String>) -> Result<Inherited, InheritError> {
     if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
         return Err(os("fcntl(F_SETFD)", std::io::Error::last_os_error()));
     }
+    Ok(())
+}
+
+/// Takes `fd`, passed under the connection name `name`, as a handed-over connection: an open,
+/// connected TCP or Unix stream socket whose name parses. Whatever is refused is closed (a
+/// socket shut down first, so that HAProxy sees the connection end rather than wait on it).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn adopt_connection(fd: i32, name: &str) -> Result<Adopted, String> {
+    use std::os::fd::FromRawFd;
+
+    check_open(fd).map_err(|e| match e {
+        InheritError::NotOpen { .. } => "not open".to_string(),
+        other => other.to_string(),
+    })?;
+    // SAFETY: `fd` is open (checked above) and, by the protocol (LISTEN_PID is this process),
+    // handed to this process; nothing else in the process reads LISTEN_FDS, whose variables are
+    // already removed, so nothing else owns it. Whatever is refused below is closed with it.
+    let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+    match socket.r#type() {
+        Ok(socket2::Type::STREAM) => {}
+        Ok(_) => return Err("not a stream socket".into()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Err("not a socket".into()),
+        Err(e) => return Err(format!("getsockopt(SO_TYPE): {e}")),
+    }
+    let unix = match socket.domain() {
+        Ok(socket2::Domain::UNIX) => true,
+        Ok(socket2::Domain::IPV4 | socket2::Domain::IPV6) => false,
+        Ok(_) => return Err("a socket of another family than IPv4, IPv6, Unix".into()),
+        Err(e) => return Err(format!("getsockopt(SO_DOMAIN): {e}")),
+    };
+    if socket.is_listener().unwrap_or(true) {
+        return Err("a listening socket under a connection's name".into());
+    }
+    let handshake = handoff::parse_connection_name(name).map_err(|e| {
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        format!("bad name: {e}")
+    })?;
+    let peer = socket
+        .peer_addr()
+        .map_err(|e| format!("not connected: {e}"))?;
+    socket
+        .set_nonblocking(false)
+        .map_err(|e| format!("fcntl(O_NONBLOCK): {e}"))?;
+    let (stream, peer) = if unix {
+        let path = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf))
+            .unwrap_or_else(|| "(handed over)".into());
+        (
+            crate::stream::Stream::Unix(socket.into()),
+            Peer::Unix(path.into()),
+        )
+    } else {
+        let Some(ip) = peer.as_socket() else {
+            return Err("an IP socket without an IP peer".into());
+        };
+        (crate::stream::Stream::Tcp(socket.into()), Peer::Ip(ip))
+    };
+    Ok(Adopted {
+        stream,
+        peer,
+        handshake,
+        fd,
+        name: name.to_string(),
+    })
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn adopt_connection(_fd: i32, _name: &str) -> Result<Adopted, String> {
+    Err("handed-over connections are taken on Linux only".into())
+}
+
+/// Checks that `fd` is an open, listening TCP socket or Unix stream socket bound to a file,
+/// marks it close-on-exec and blocking (how the agent's own listeners are), and takes ownership
+/// of it. A Unix socket's file stays: the manager made it and removes it.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn adopt(fd: i32, name: Option<String>) -> Result<Inherited, InheritError> {
+    use std::mem::ManuallyDrop;
+    use std::os::fd::FromRawFd;
+
+    let os = |call, error: std::io::Error| InheritError::Os {
+        fd,
+        call,
+        error: error.to_string(),
+    };
+    check_open(fd)?;
     // SAFETY: `fd` is open (checked above) and, by the protocol (LISTEN_PID is this process),
     // handed to this process; nothing else in the process reads LISTEN_FDS, whose variables are
     // already removed, so nothing else owns it. ManuallyDrop: a descriptor refused below is

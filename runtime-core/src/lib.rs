@@ -14,6 +14,8 @@
 //!   [`listen_all`] binds the listen addresses (a Unix socket's file: stale ones replaced, mode
 //!   and owner, removed at the stop), [`inherit`] takes those a service manager passed (systemd
 //!   socket activation); and the accept-side log lines;
+//! - [`handoff`]: at a restart, open connections handed to the next agent through the service
+//!   manager's descriptor store instead of ended;
 //! - [`AcceptWake`]: how a runtime wakes its own accept loops at the stop, leaving connections
 //!   queued after the wake-up for the next process;
 //! - [`report`](report()) and [`LogLimiter`]: how a connection's end is logged, rate-limited;
@@ -32,6 +34,8 @@ mod address;
 mod config;
 mod connections;
 mod cpus;
+#[cfg(unix)]
+pub mod handoff;
 pub mod inherit;
 mod limiter;
 mod listen;

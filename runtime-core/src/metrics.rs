@@ -64,11 +64,13 @@ pub enum ClosedBy {
     Shutdown,
     /// The handler panicked.
     HandlerPanic,
+    /// Handed to the next agent at a restart (see [`crate::handoff`]).
+    HandedOver,
 }
 
 impl ClosedBy {
     /// Every reason, in the order of [`Snapshot::closed`].
-    pub const ALL: [ClosedBy; 10] = [
+    pub const ALL: [ClosedBy; 11] = [
         ClosedBy::Eof,
         ClosedBy::EofMidFrame,
         ClosedBy::HaproxyDisconnect,
@@ -79,6 +81,7 @@ impl ClosedBy {
         ClosedBy::IoError,
         ClosedBy::Shutdown,
         ClosedBy::HandlerPanic,
+        ClosedBy::HandedOver,
     ];
 
     /// The `reason` label.
@@ -94,6 +97,7 @@ impl ClosedBy {
             ClosedBy::IoError => "io_error",
             ClosedBy::Shutdown => "shutdown",
             ClosedBy::HandlerPanic => "handler_panic",
+            ClosedBy::HandedOver => "handed_over",
         }
     }
 }
@@ -366,6 +370,7 @@ impl Probe {
             End::WriteStalled => ClosedBy::WriteTimeout,
             End::Io(_) => ClosedBy::IoError,
             End::HandlerPanicked => ClosedBy::HandlerPanic,
+            End::HandedOver => ClosedBy::HandedOver,
         };
         let index = ClosedBy::ALL.iter().position(|&b| b == by).unwrap_or(0);
         count(&registry.closed, index);

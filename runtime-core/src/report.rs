@@ -26,6 +26,9 @@ pub enum End {
     Io(io::Error),
     /// The application's handler panicked; only this connection was closed.
     HandlerPanicked,
+    /// At the stop, handed to the next agent through the service manager ([`crate::handoff`]):
+    /// closed here without a word to the peer, which the next agent goes on serving.
+    HandedOver,
 }
 
 /// Logs the end of connection `id` from `peer`: a debug line for normal ends, a rate-limited
@@ -64,6 +67,10 @@ pub fn report<const FRAG: usize>(peer: &Peer, id: u64, session: &Session<FRAG>, 
         End::Io(e) => log::debug!(
             peer:% = peer, connection = id, acks = acks;
             "{peer}: connection #{id} dropped: {e} ({acks} ACKs)"
+        ),
+        End::HandedOver => log::debug!(
+            peer:% = peer, connection = id, acks = acks;
+            "{peer}: connection #{id} handed over to the next agent ({acks} ACKs)"
         ),
         End::HandlerPanicked => limited_warn!(
             PEER_WARNINGS,

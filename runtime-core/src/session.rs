@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use spop_core::frame::{peek_length, LENGTH_SIZE};
-use spop_core::{Capabilities, Close, ConfigError, Engine, Error, Flow, Handler};
+use spop_core::{
+    Capabilities, Close, ConfigError, Engine, Error, Flow, Handler, Handshake, ResumeError,
+};
 
 use crate::config::ServerConfig;
 use crate::metrics::Probe;
@@ -113,14 +115,39 @@ impl<const FRAG: usize> Session<FRAG> {
         ack_size_hint: Option<usize>,
         now: Instant,
     ) -> Result<Self, ConfigError> {
-        let engine = Engine::new(config.engine)?;
+        Ok(Session::with_engine(
+            Engine::new(config.engine)?,
+            config,
+            ack_size_hint,
+            now,
+        ))
+    }
+
+    /// A session for a connection another process handshook and handed over (see
+    /// [`crate::handoff`]): established from the start, no HELLO expected.
+    pub fn resume(
+        config: &ServerConfig,
+        ack_size_hint: Option<usize>,
+        handshake: Handshake,
+        now: Instant,
+    ) -> Result<Self, ResumeError> {
+        let engine = Engine::resume(config.engine, handshake)?;
+        Ok(Session::with_engine(engine, config, ack_size_hint, now))
+    }
+
+    fn with_engine(
+        engine: Engine<FRAG>,
+        config: &ServerConfig,
+        ack_size_hint: Option<usize>,
+        now: Instant,
+    ) -> Self {
         let bounded_acks = ack_size_hint.is_some_and(|hint| hint <= BOUNDED_OUTPUT / 4);
         let output = if bounded_acks {
             BOUNDED_OUTPUT
         } else {
             2 * engine.input_capacity()
         };
-        Ok(Session {
+        Session {
             engine,
             input: vec![0; INITIAL_INPUT],
             filled: 0,
@@ -137,7 +164,7 @@ impl<const FRAG: usize> Session<FRAG> {
             end: None,
             probe: config.metrics.open(),
             batch_read: None,
-        })
+        }
     }
 
     /// The protocol state.
@@ -158,6 +185,20 @@ impl<const FRAG: usize> Session<FRAG> {
     /// Whether part of a frame (or of a fragmented NOTIFY) is held: a frame timeout applies.
     pub fn is_mid_frame(&self) -> bool {
         self.filled > 0 || self.engine.is_reassembling()
+    }
+
+    /// What the handshake fixed, for handing the connection to another process; `None` before
+    /// HAPROXY-HELLO and once the connection is closing.
+    pub fn handshake(&self) -> Option<Handshake> {
+        self.engine.handshake().filter(|_| self.end.is_none())
+    }
+
+    /// Whether the connection is at a frame boundary another process can take it over from:
+    /// established, every frame read so far answered and its reply written, no byte of a next
+    /// frame (or fragment) held, nothing decided about its end. The runtime must also know that
+    /// no read of its own is still under way on the socket.
+    pub fn can_hand_over(&self) -> bool {
+        self.handshake().is_some() && self.pending == 0 && !self.unprocessed && !self.is_mid_frame()
     }
 
     /// What to do next. Handles every complete frame received so far (as far as the output has
@@ -433,6 +474,41 @@ pub fn open<S: Serve>(
     } else {
         Ok(serve.serve(boxed::<0>(config, ack_size_hint, now)?))
     }
+}
+
+/// [`open`] for a connection handed over by another process: the session resumes from
+/// `handshake` instead of waiting for HAPROXY-HELLO.
+pub fn open_resumed<S: Serve>(
+    config: &ServerConfig,
+    ack_size_hint: Option<usize>,
+    handshake: Handshake,
+    now: Instant,
+    serve: S,
+) -> Result<S::Output, ResumeError> {
+    if config
+        .engine
+        .capabilities
+        .contains(Capabilities::FRAGMENTATION)
+    {
+        Ok(serve.serve(resumed::<FRAGMENT_CAPACITY>(
+            config,
+            ack_size_hint,
+            handshake,
+            now,
+        )?))
+    } else {
+        Ok(serve.serve(resumed::<0>(config, ack_size_hint, handshake, now)?))
+    }
+}
+
+#[inline(never)]
+fn resumed<const FRAG: usize>(
+    config: &ServerConfig,
+    ack_size_hint: Option<usize>,
+    handshake: Handshake,
+    now: Instant,
+) -> Result<Box<Session<FRAG>>, ResumeError> {
+    Session::resume(config, ack_size_hint, handshake, now).map(Box::new)
 }
 
 /// On the heap, built out of line: with fragmentation the engine holds its reassembly buffer

@@ -74,6 +74,18 @@ impl Stream {
     }
 }
 
+/// The descriptor, for a runtime that drives the socket its own way (a handed-over connection
+/// on the uring runtime).
+#[cfg(unix)]
+impl From<Stream> for std::os::fd::OwnedFd {
+    fn from(stream: Stream) -> Self {
+        match stream {
+            Stream::Tcp(s) => s.into(),
+            Stream::Unix(s) => s.into(),
+        }
+    }
+}
+
 #[cfg(unix)]
 impl std::os::fd::AsFd for Stream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {

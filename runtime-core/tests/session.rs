@@ -390,3 +390,60 @@ fn metrics_time_each_batch_from_its_read_to_the_write_that_flushed_it() {
     let after = metrics.snapshot().unwrap();
     assert_eq!((after.acks, after.latency_count), (3, 2));
 }
+
+// =============================================================================================
+// Hand-over to the next agent
+// =============================================================================================
+
+#[test]
+fn a_session_can_be_handed_over_only_at_a_frame_boundary_after_the_handshake() {
+    let t0 = Instant::now();
+    let mut s = Session::new(&config(), Some(64), t0).unwrap();
+    assert!(!s.can_hand_over(), "before HELLO: nothing to resume from");
+    receive(&mut s, &hello(), t0);
+    step(&mut s, t0);
+    assert!(s.can_hand_over());
+    let frame = notify(1);
+    let (first, rest) = frame.split_at(frame.len() / 2);
+    receive(&mut s, first, t0);
+    let (_, next) = step(&mut s, t0);
+    assert!(matches!(next, Next::Read));
+    assert!(!s.can_hand_over(), "half a NOTIFY read");
+    receive(&mut s, rest, t0);
+    assert!(!s.can_hand_over(), "a NOTIFY read and not answered");
+    assert!(matches!(s.next(&mut Score, t0), Next::Write));
+    assert!(!s.can_hand_over(), "its ACK not written");
+    let (_, next) = step(&mut s, t0);
+    assert!(matches!(next, Next::Read));
+    assert!(s.can_hand_over(), "answered and written");
+}
+
+#[test]
+fn a_resumed_session_answers_a_notify_without_a_hello() {
+    let t0 = Instant::now();
+    let mut first = Session::new(&config(), Some(64), t0).unwrap();
+    receive(&mut first, &hello(), t0);
+    step(&mut first, t0);
+    let handshake = first.handshake().expect("established");
+    let mut resumed = Session::resume(&config(), Some(64), handshake, t0).unwrap();
+    assert!(resumed.can_hand_over(), "established from the start");
+    assert_eq!(resumed.poll_timeout(), None, "no hello deadline");
+    receive(&mut resumed, &notify(7), t0);
+    let (written, next) = step(&mut resumed, t0);
+    assert!(matches!(next, Next::Read));
+    assert_eq!(frame_types(&written), vec![FrameType::Ack]);
+    assert_eq!(resumed.handshake(), Some(handshake));
+}
+
+#[test]
+fn a_hello_on_a_resumed_session_closes_it_as_on_any_established_one() {
+    let t0 = Instant::now();
+    let mut first = Session::new(&config(), Some(64), t0).unwrap();
+    receive(&mut first, &hello(), t0);
+    step(&mut first, t0);
+    let mut resumed = Session::resume(&config(), Some(64), first.handshake().unwrap(), t0).unwrap();
+    receive(&mut resumed, &hello(), t0);
+    let (written, next) = step(&mut resumed, t0);
+    assert_eq!(frame_types(&written), vec![FrameType::AgentDisconnect]);
+    assert!(matches!(next, Next::Close(End::Closed(Close::Error(_)))));
+}

@@ -3,29 +3,42 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+#[cfg(unix)]
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+use runtime_core::handoff::{Adopted, HandOver};
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
     listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
-    Connections, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
+    Connections, End, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
     Stream, ACCEPT_BACKOFF,
 };
-use spop_core::{Capabilities, Handler};
+use spop_core::{Capabilities, Handler, Handshake};
 
 /// Connection threads keep their buffers on the heap; a small stack lets thousands coexist.
 const CONNECTION_STACK: usize = 256 * 1024;
 /// With fragmentation the engine builds its reassembly buffer on the thread's stack first.
 const FRAGMENTING_CONNECTION_STACK: usize = 2 * 1024 * 1024;
+/// With a hand-over at the stop, how often an idle connection's blocked read returns to see
+/// whether the agent is stopping: a read cannot be woken otherwise without `shutdown()`, which
+/// acts on the socket itself and would end the connection for the next agent too. A
+/// connection with traffic sees the stop at its next read; an idle one costs a wake-up per
+/// tick.
+const HANDOFF_TICK: Duration = Duration::from_millis(50);
 
 /// Bound listeners, ready to serve.
 pub struct Server {
     listeners: Listeners,
     config: ServerConfig,
     shared: Arc<Shared>,
+    /// Connections the previous agent handed over, served from the start.
+    #[cfg(unix)]
+    adopted: Vec<Adopted>,
 }
 
 struct Shared {
@@ -38,6 +51,22 @@ struct Shared {
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
     streams: Mutex<HashMap<u64, Stream>>,
+    /// Where open connections go at the stop, if they are handed over.
+    #[cfg(unix)]
+    hand_over: OnceLock<HandOver>,
+    /// The stop's hand-over phase is open: connections at a frame boundary hand themselves
+    /// over. Cleared (under the `streams` lock) when the rest are drained as without one.
+    handing_over: AtomicBool,
+}
+
+impl Shared {
+    /// Whether the stop hands connections over (connections keep waking at [`HANDOFF_TICK`]).
+    fn hands_over(&self) -> bool {
+        #[cfg(unix)]
+        return self.hand_over.get().is_some();
+        #[cfg(not(unix))]
+        false
+    }
 }
 
 /// Asks a running [`Server`] to stop; cloneable and usable from any thread (a signal handler
@@ -85,7 +114,29 @@ impl Server {
                 connections,
                 wake: AcceptWake::new(),
                 streams: Mutex::new(HashMap::new()),
+                #[cfg(unix)]
+                hand_over: OnceLock::new(),
+                handing_over: AtomicBool::new(false),
             }),
+            #[cfg(unix)]
+            adopted: Vec::new(),
+        }
+    }
+
+    /// Serves these connections too, handed over by the previous agent (see
+    /// [`runtime_core::handoff`]): each resumes as an established session.
+    #[cfg(unix)]
+    pub fn adopt(&mut self, connections: Vec<Adopted>) {
+        self.adopted.extend(connections);
+    }
+
+    /// At the stop, hands each open connection to the service manager behind `hand_over` at
+    /// its next frame boundary instead of ending it with AGENT-DISCONNECT; connections that
+    /// reach none within half the shutdown timeout are drained as without it.
+    #[cfg(unix)]
+    pub fn hand_over_at_stop(&mut self, hand_over: HandOver) {
+        if self.shared.hand_over.set(hand_over).is_ok() {
+            self.shared.handing_over.store(true, Ordering::SeqCst);
         }
     }
 
@@ -121,6 +172,28 @@ impl Server {
             #[cfg(unix)]
                 files: _files,
         } = self.listeners;
+        let started = Instant::now();
+        #[cfg(unix)]
+        for adopted in self.adopted {
+            let live = self.shared.connections.open(0);
+            log::debug!(
+                "{}: connection #{} adopted from descriptor {} ({})",
+                adopted.peer,
+                live.id(),
+                adopted.fd,
+                adopted.name
+            );
+            start_connection(
+                adopted.stream,
+                adopted.peer,
+                Some(adopted.handshake),
+                live,
+                &factory,
+                &config,
+                &self.shared,
+                started,
+            );
+        }
         let mut acceptors = Vec::new();
         for listener in sockets {
             let (factory, config, shared) = (
@@ -163,14 +236,24 @@ impl Server {
         }
         drop(wakes);
 
+        let stopped = Instant::now();
+        let deadline = stopped + config.shutdown_timeout;
+        if self.shared.hands_over() {
+            // Connections hand themselves over at their next frame boundary (an idle one within
+            // HANDOFF_TICK); those that reach none in half the shutdown timeout are drained.
+            let handing_deadline = stopped + config.shutdown_timeout / 2;
+            while self.shared.connections.count() > 0 && Instant::now() < handing_deadline {
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
         // Wake every connection blocked in a read: data already received is still read and
         // answered, then the connection sees end-of-input and says AGENT-DISCONNECT 0.
         if let Ok(streams) = self.shared.streams.lock() {
+            self.shared.handing_over.store(false, Ordering::SeqCst);
             for stream in streams.values() {
                 let _ = stream.shutdown(Shutdown::Read);
             }
         }
-        let deadline = Instant::now() + config.shutdown_timeout;
         while self.shared.connections.count() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
@@ -182,6 +265,10 @@ impl Server {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
             }
+        }
+        #[cfg(unix)]
+        if let Some(hand_over) = self.shared.hand_over.get() {
+            hand_over.finish(left);
         }
         Ok(left)
     }
@@ -231,44 +318,70 @@ fn accept_loop<F: HandlerFactory>(
             continue;
         }
         let live = shared.connections.open(0);
-        let id = live.id();
-        let stack = if config
-            .engine
-            .capabilities
-            .contains(Capabilities::FRAGMENTATION)
-        {
-            FRAGMENTING_CONNECTION_STACK
-        } else {
-            CONNECTION_STACK
-        };
-        let registered = Registered::new(&shared, id, &stream);
-        let (factory, config, shared) = (
-            Arc::clone(&factory),
-            Arc::clone(&config),
-            Arc::clone(&shared),
+        start_connection(
+            stream,
+            peer,
+            None,
+            live,
+            &factory,
+            &config,
+            &shared,
+            Instant::now(),
         );
-        let name = peer.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn {id}"))
-            .stack_size(stack)
-            .spawn(move || {
-                log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
-                let conn = Connection {
-                    stream,
-                    peer,
-                    handler: factory.handler(0),
-                    stopping: &shared.stopping,
-                    _registered: registered,
-                    live,
-                };
-                let hint = conn.handler.ack_size_hint();
-                if let Err(e) = session::open(&config, hint, Instant::now(), conn) {
-                    log::error!("{name}: {e}");
-                }
-            });
-        if let Err(e) = spawned {
-            log_accept_warning(format_args!("connection #{id}: cannot start a thread: {e}"));
-        }
+    }
+}
+
+/// Serves a connection on a thread of its own: an accepted one, or (with the `handshake` its
+/// previous agent completed) one handed over.
+#[allow(clippy::too_many_arguments)]
+fn start_connection<F: HandlerFactory>(
+    stream: Stream,
+    peer: Peer,
+    handshake: Option<Handshake>,
+    live: Live,
+    factory: &Arc<F>,
+    config: &Arc<ServerConfig>,
+    shared: &Arc<Shared>,
+    now: Instant,
+) {
+    let id = live.id();
+    let stack = if config
+        .engine
+        .capabilities
+        .contains(Capabilities::FRAGMENTATION)
+    {
+        FRAGMENTING_CONNECTION_STACK
+    } else {
+        CONNECTION_STACK
+    };
+    let registered = Registered::new(shared, id, &stream);
+    let (factory, config, shared) = (Arc::clone(factory), Arc::clone(config), Arc::clone(shared));
+    let name = peer.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("conn {id}"))
+        .stack_size(stack)
+        .spawn(move || {
+            log::debug!(peer:% = peer, connection = id; "{peer}: connection #{id} opened");
+            let conn = Connection {
+                stream,
+                peer,
+                handler: factory.handler(0),
+                shared: &shared,
+                _registered: registered,
+                live,
+            };
+            let hint = conn.handler.ack_size_hint();
+            let opened = match handshake {
+                None => session::open(&config, hint, now, conn).map_err(|e| e.to_string()),
+                Some(handshake) => session::open_resumed(&config, hint, handshake, now, conn)
+                    .map_err(|e| format!("cannot resume the handed-over connection: {e}")),
+            };
+            if let Err(e) = opened {
+                log::error!("{name}: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        log_accept_warning(format_args!("connection #{id}: cannot start a thread: {e}"));
     }
 }
 
@@ -305,9 +418,39 @@ struct Connection<'a, H> {
     stream: Stream,
     peer: Peer,
     handler: H,
-    stopping: &'a AtomicBool,
+    shared: &'a Shared,
     _registered: Registered,
     live: Live,
+}
+
+impl<H> Connection<'_, H> {
+    /// At the stop, hands the connection to the service manager if the hand-over phase is
+    /// still open; under the `streams` lock, so that the phase cannot close (and the stop shut
+    /// the socket down) in between. True once the manager has it: close without a word.
+    #[cfg(unix)]
+    fn hand_over(&self, handshake: &Handshake) -> bool {
+        let Some(hand_over) = self.shared.hand_over.get() else {
+            return false;
+        };
+        let id = self.live.id();
+        let Ok(mut streams) = self.shared.streams.lock() else {
+            return false;
+        };
+        if !self.shared.handing_over.load(Ordering::SeqCst)
+            || hand_over
+                .hand_over(self.stream.as_fd(), handshake, id)
+                .is_err()
+        {
+            return false;
+        }
+        streams.remove(&id);
+        true
+    }
+
+    #[cfg(not(unix))]
+    fn hand_over(&self, _handshake: &Handshake) -> bool {
+        false
+    }
 }
 
 impl<H: Handler> Serve for Connection<'_, H> {
@@ -320,15 +463,35 @@ impl<H: Handler> Serve for Connection<'_, H> {
         // One clock read per read or write: the instant an I/O completed is the session's `now`
         // until the next one completes.
         let mut now = Instant::now();
+        let hands_over = self.shared.hands_over();
+        // The hand-over was tried and failed: drained as without one.
+        let mut handing_failed = false;
         let end = loop {
             match session.next(&mut self.handler, now) {
                 Next::Read => {
-                    if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
+                    let stopping = self.shared.stopping.load(Ordering::SeqCst);
+                    if hands_over && stopping && !handing_failed {
+                        if let Some(handshake) = session.handshake() {
+                            if session.can_hand_over() {
+                                if self.hand_over(&handshake) {
+                                    break End::HandedOver;
+                                }
+                                handing_failed = true;
+                                session.drain();
+                                let _ = self.stream.shutdown(Shutdown::Read);
+                            }
+                        }
+                    }
+                    // With a hand-over, an idle read wakes every tick to see the stop.
+                    let deadline = session
+                        .poll_timeout()
+                        .or_else(|| hands_over.then(|| now + HANDOFF_TICK));
+                    if let Some(t) = read_timeout.update(deadline, now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
                     let result = self.stream.read(session.read_buf());
                     now = Instant::now();
-                    if matches!(result, Ok(0)) && self.stopping.load(Ordering::SeqCst) {
+                    if matches!(result, Ok(0)) && self.shared.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
                     session.on_read(result, now);
@@ -348,7 +511,18 @@ impl<H: Handler> Serve for Connection<'_, H> {
         // refused at max-connections by its own old connection.
         let id = self.live.id();
         drop(self.live);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if let End::HandedOver = end {
+            // Closed without shutdown(): the socket lives on in the service manager's store.
+            drop(self.stream);
+        } else {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            #[cfg(unix)]
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                if let Some(hand_over) = self.shared.hand_over.get() {
+                    hand_over.ended();
+                }
+            }
+        }
         report(&self.peer, id, &session, end);
     }
 }

@@ -3,17 +3,18 @@
 
 use std::cell::RefCell;
 use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
-use runtime_core::{report, Live, Peer, ServerConfig};
-use spop_core::Handler;
+use runtime_core::{report, End, Live, Peer, ServerConfig};
+use spop_core::{Handler, Handshake};
 
 use crate::alloc_probe::{ours, theirs};
 use crate::server::Shared;
@@ -30,8 +31,15 @@ pub(crate) struct Worker<H> {
 }
 
 impl<H: Handler + 'static> Worker<H> {
-    /// Serves `stream` on this executor.
-    pub(crate) fn start(self: &Rc<Self>, stream: TcpStream, peer: Peer, live: Live) {
+    /// Serves `stream` on this executor: an accepted connection, or one handed over with the
+    /// `handshake` its previous agent completed.
+    pub(crate) fn start(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        peer: Peer,
+        live: Live,
+        handshake: Option<Handshake>,
+    ) {
         log::debug!(
             peer:% = peer, connection = live.id(), worker = self.index;
             "{peer}: connection #{} opened (worker {})",
@@ -46,7 +54,16 @@ impl<H: Handler + 'static> Worker<H> {
             worker: Rc::clone(self),
             live,
         };
-        if let Err(e) = session::open(&self.config, hint, Instant::now(), conn) {
+        let opened = match handshake {
+            None => {
+                session::open(&self.config, hint, Instant::now(), conn).map_err(|e| e.to_string())
+            }
+            Some(handshake) => {
+                session::open_resumed(&self.config, hint, handshake, Instant::now(), conn)
+                    .map_err(|e| format!("cannot resume the handed-over connection: {e}"))
+            }
+        };
+        if let Err(e) = opened {
             log::error!("connection #{id}: {e}");
         }
     }
@@ -87,6 +104,11 @@ impl<H: Handler + 'static> Connection<H> {
         // Once the executor stops: the read side is shut, what was received is still read and
         // answered, then end-of-input brings AGENT-DISCONNECT 0.
         let mut draining = false;
+        // With a hand-over, the stop's first stage: the connection hands itself over at its
+        // next frame boundary, its socket left untouched (no shutdown, which would end it for
+        // the next agent too); the second stage drains it as without one.
+        let hands_over = worker.shared.hand_over.get();
+        let mut handing = false;
         // One clock read per read or write: the instant an I/O completed is the session's `now`
         // until the next one completes.
         let mut now = Instant::now();
@@ -100,13 +122,50 @@ impl<H: Handler + 'static> Connection<H> {
             };
             match next {
                 Next::Read => {
+                    if handing && session.can_hand_over() {
+                        // The socket must hold nothing of ours: replies written behind go out,
+                        // a receive in flight is cancelled and its outcome read (bytes it got
+                        // first are served here, and the boundary is looked for again).
+                        match settle(&mut self.stream, session.read_buf(), &worker.stop).await {
+                            Settled::Quiescent => {
+                                if let (Some(hand_over), Some(handshake)) =
+                                    (hands_over, session.handshake())
+                                {
+                                    if hand_over
+                                        .hand_over(self.stream.as_fd(), &handshake, self.live.id())
+                                        .is_ok()
+                                    {
+                                        break End::HandedOver;
+                                    }
+                                }
+                            }
+                            Settled::Received(result) => {
+                                now = Instant::now();
+                                session.on_read(result, now);
+                                continue;
+                            }
+                            Settled::WriteFailed(e) => {
+                                written_behind_failed = true;
+                                session.on_written_behind_failed(e);
+                                continue;
+                            }
+                            Settled::Abandoned => {}
+                        }
+                        // The hand-over failed or its phase ended: drained as without one.
+                        handing = false;
+                        draining = true;
+                        session.drain();
+                        let _ = self.stream.shutdown(Shutdown::Read).await;
+                        continue;
+                    }
                     if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
                     let read = if draining {
                         Some(theirs(self.stream.read(session.read_buf())).await)
                     } else {
-                        let stop = worker.stop.wait(slot);
+                        // Stage 1 ends a plain read, stage 2 a read while handing over.
+                        let stop = worker.stop.wait(slot, u8::from(handing));
                         let buf = session.read_buf();
                         let stream = &mut self.stream;
                         future::or(async { Some(theirs(stream.read(buf)).await) }, async {
@@ -117,11 +176,22 @@ impl<H: Handler + 'static> Connection<H> {
                     };
                     now = Instant::now();
                     let Some(result) = read else {
+                        if hands_over.is_some() && !handing && worker.stop.stage() == 1 {
+                            handing = true;
+                            continue;
+                        }
+                        handing = false;
                         draining = true;
                         session.drain();
                         let _ = self.stream.shutdown(Shutdown::Read).await;
                         continue;
                     };
+                    if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ECANCELED))
+                        && hands_over.is_some()
+                    {
+                        // The receive the hand-over cancelled, which got nothing.
+                        continue;
+                    }
                     if matches!(result, Ok(0)) && worker.shared.stopping.load(Ordering::SeqCst) {
                         session.drain();
                     }
@@ -155,11 +225,76 @@ impl<H: Handler + 'static> Connection<H> {
         // refused at max-connections by its own old connection.
         let id = self.live.id();
         drop(self.live);
+        if let End::HandedOver = end {
+            // Closed without a word and without shutdown(): the socket lives on in the service
+            // manager's store.
+            drop(self.stream);
+            report(&self.peer, id, &session, end);
+            return;
+        }
+        if let Some(hand_over) =
+            hands_over.filter(|_| worker.shared.stopping.load(Ordering::SeqCst))
+        {
+            hand_over.ended();
+        }
         if !written_behind_failed {
             // What was written behind (the last replies, an AGENT-DISCONNECT) goes out first.
             let _ = theirs(self.stream.flush()).await;
         }
         let _ = self.stream.shutdown(Shutdown::Both).await;
         report(&self.peer, id, &session, end);
+    }
+}
+
+/// How often a hand-over asks the kernel again to cancel a receive it has not found yet (one
+/// chained behind a send not yet gone out).
+const CANCEL_RETRY: Duration = Duration::from_millis(2);
+
+/// What [`settle`] came to.
+enum Settled {
+    /// Nothing of the agent's is pending on the socket: it can be handed over.
+    Quiescent,
+    /// The receive in flight got bytes before its cancellation: serve them first.
+    Received(std::io::Result<usize>),
+    /// Replies written behind could not be sent.
+    WriteFailed(std::io::Error),
+    /// The hand-over phase ended first (the stop's second stage).
+    Abandoned,
+}
+
+/// Brings a stream at a frame boundary to rest for a hand-over: what was written behind is
+/// sent, and a receive in flight is cancelled (asked again every [`CANCEL_RETRY`] until the
+/// kernel finds it) and its outcome read into `buf`.
+async fn settle(stream: &mut TcpStream, buf: &mut [u8], stop: &Stop) -> Settled {
+    loop {
+        if stop.stage() >= 2 {
+            return Settled::Abandoned;
+        }
+        if stream.is_quiescent() {
+            return Settled::Quiescent;
+        }
+        stream.cancel_read();
+        // `None`: nothing yet (ask the kernel again), or flushed with nothing left to read.
+        let step = future::or(
+            async {
+                match theirs(stream.flush()).await {
+                    Err(e) => Some(Err(e)),
+                    // A receive in flight, or bytes of an earlier one not yet returned.
+                    Ok(()) if !stream.is_quiescent() => Some(theirs(stream.read(buf)).await),
+                    Ok(()) => None,
+                }
+            },
+            async {
+                glommio::timer::sleep(CANCEL_RETRY).await;
+                None
+            },
+        )
+        .await;
+        match step {
+            None => {}
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ECANCELED) => {}
+            Some(Err(e)) if stream.take_write_behind_failed() => return Settled::WriteFailed(e),
+            Some(result) => return Settled::Received(result),
+        }
     }
 }

@@ -6,18 +6,19 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
-use glommio::net::{AcceptedTcpStream, TcpListener};
+use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
+use runtime_core::handoff::{Adopted, HandOver};
 use runtime_core::{
     listen_all, log_accept_failure, log_accept_warning, log_refusal, AcceptWake, Connections,
     HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
 };
-use spop_core::Handler;
+use spop_core::{Handler, Handshake};
 
 use crate::conn::Worker;
 use crate::probe::{probe, spread_cpus};
@@ -87,6 +88,8 @@ pub struct Server {
     options: UringOptions,
     cpus: Vec<usize>,
     shared: Arc<Shared>,
+    /// Connections the previous agent handed over, served from the start.
+    adopted: Vec<Adopted>,
 }
 
 /// What the executors and the controlling thread share.
@@ -97,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Connections>,
     /// How the accept loops are woken at a stop.
     wake: AcceptWake,
+    /// Where open connections go at the stop, if they are handed over.
+    pub(crate) hand_over: OnceLock<HandOver>,
     state: Mutex<RunState>,
     signal: Condvar,
 }
@@ -170,6 +175,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             connections,
             wake: AcceptWake::new(),
+            hand_over: OnceLock::new(),
             state: Mutex::new(RunState::default()),
             signal: Condvar::new(),
         });
@@ -179,7 +185,22 @@ impl Server {
             options,
             cpus,
             shared,
+            adopted: Vec::new(),
         })
+    }
+
+    /// Serves these connections too, handed over by the previous agent (see
+    /// [`runtime_core::handoff`]): each resumes as an established session, on the executor
+    /// with the fewest connections like an accepted one.
+    pub fn adopt(&mut self, connections: Vec<Adopted>) {
+        self.adopted.extend(connections);
+    }
+
+    /// At the stop, hands each open connection to the service manager behind `hand_over` at
+    /// its next frame boundary instead of ending it with AGENT-DISCONNECT; connections that
+    /// reach none within half the shutdown timeout are drained as without it.
+    pub fn hand_over_at_stop(&mut self, hand_over: HandOver) {
+        let _ = self.shared.hand_over.set(hand_over);
     }
 
     /// The bound TCP addresses (with the real port when 0 was asked).
@@ -218,6 +239,7 @@ impl Server {
             options,
             cpus,
             shared,
+            adopted,
         } = self;
         let addrs = listeners.addresses();
         // The socket files stay until every connection is done: dropped when this returns.
@@ -235,8 +257,19 @@ impl Server {
             senders.push(sender);
             receivers.push(receiver);
         }
-        let mut roles = std::iter::once(Role::Acceptor { listeners, senders })
-            .chain(receivers.into_iter().map(Role::Receiver));
+        let adopted = adopted
+            .into_iter()
+            .map(|a| {
+                log::debug!("{}: adopted from descriptor {} ({})", a.peer, a.fd, a.name);
+                (OwnedFd::from(a.stream), a.peer, a.handshake)
+            })
+            .collect();
+        let mut roles = std::iter::once(Role::Acceptor {
+            listeners,
+            senders,
+            adopted,
+        })
+        .chain(receivers.into_iter().map(Role::Receiver));
 
         // Start the executors one after the other, so handlers are made in worker order.
         let mut threads = Vec::with_capacity(cpus.len());
@@ -328,6 +361,9 @@ impl Server {
         if left > 0 {
             log::warn!("shutdown timeout: {left} connections still open, closing them");
         }
+        if let Some(hand_over) = shared.hand_over.get() {
+            hand_over.finish(left);
+        }
         Ok(left)
     }
 }
@@ -344,9 +380,27 @@ fn join_all(threads: Vec<JoinHandle<usize>>) -> (usize, usize) {
 
 /// A connection on its way from the acceptor to another executor.
 struct Handoff {
-    stream: AcceptedTcpStream,
+    stream: Incoming,
     peer: Peer,
     live: Live,
+}
+
+/// Where a connection comes from.
+enum Incoming {
+    /// Accepted by executor 0.
+    Accepted(AcceptedTcpStream),
+    /// Handed over by the previous agent, with what its handshake fixed.
+    Adopted(OwnedFd, Handshake),
+}
+
+impl Incoming {
+    /// The stream, on the executor that serves it, and the handshake to resume from.
+    fn bind(self) -> (TcpStream, Option<Handshake>) {
+        match self {
+            Incoming::Accepted(stream) => (stream.bind_to_executor(), None),
+            Incoming::Adopted(fd, handshake) => (TcpStream::from(fd), Some(handshake)),
+        }
+    }
 }
 
 enum Role {
@@ -354,6 +408,8 @@ enum Role {
     Acceptor {
         listeners: Vec<Listener>,
         senders: Vec<SharedSender<Handoff>>,
+        /// Connections handed over by the previous agent, handed out before accepting.
+        adopted: Vec<(OwnedFd, Peer, Handshake)>,
     },
     /// The others: serve what executor 0 hands them.
     Receiver(SharedReceiver<Handoff>),
@@ -429,7 +485,11 @@ impl<F: HandlerFactory> Start<F> {
         let role = self.role;
         executor.run(async move {
             match role {
-                Role::Acceptor { listeners, senders } => acceptor(worker, listeners, senders).await,
+                Role::Acceptor {
+                    listeners,
+                    senders,
+                    adopted,
+                } => acceptor(worker, listeners, senders, adopted).await,
                 Role::Receiver(receiver) => receive(worker, receiver).await,
             }
         })
@@ -442,6 +502,7 @@ async fn acceptor<H: Handler + 'static>(
     worker: Rc<Worker<H>>,
     listeners: Vec<Listener>,
     senders: Vec<SharedSender<Handoff>>,
+    adopted: Vec<(OwnedFd, Peer, Handshake)>,
 ) -> usize {
     let mut connected = Vec::with_capacity(senders.len());
     for sender in senders {
@@ -452,6 +513,11 @@ async fn acceptor<H: Handler + 'static>(
         senders: connected,
         next: Cell::new(0),
     });
+    for (fd, peer, handshake) in adopted {
+        dispatch
+            .hand_out(Incoming::Adopted(fd, handshake), peer)
+            .await;
+    }
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
@@ -477,8 +543,8 @@ async fn receive<H: Handler + 'static>(
 ) -> usize {
     let receiver = receiver.connect().await;
     while let Some(handoff) = receiver.recv().await {
-        let stream = handoff.stream.bind_to_executor();
-        worker.start(stream, handoff.peer, handoff.live);
+        let (stream, handshake) = handoff.stream.bind();
+        worker.start(stream, handoff.peer, handoff.live, handshake);
     }
     drain(&worker).await
 }
@@ -487,8 +553,18 @@ async fn receive<H: Handler + 'static>(
 /// how many are still open; they are dropped (closed) when the executor ends.
 async fn drain<H>(worker: &Worker<H>) -> usize {
     worker.stop.trigger();
-    let deadline = Instant::now() + worker.config.shutdown_timeout;
+    let stopped = Instant::now();
+    let deadline = stopped + worker.config.shutdown_timeout;
     let connections = &worker.shared.connections;
+    if worker.shared.hand_over.get().is_some() {
+        // Connections hand themselves over at their next frame boundary; those that reach none
+        // in half the shutdown timeout are drained.
+        let handing_deadline = stopped + worker.config.shutdown_timeout / 2;
+        while connections.load(worker.index) > 0 && Instant::now() < handing_deadline {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        worker.stop.trigger();
+    }
     while connections.load(worker.index) > 0 && Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
@@ -528,19 +604,20 @@ struct Dispatch<H> {
 }
 
 impl<H: Handler + 'static> Dispatch<H> {
-    async fn hand_out(&self, stream: AcceptedTcpStream, peer: Peer) {
+    async fn hand_out(&self, stream: Incoming, peer: Peer) {
         let connections = &self.worker.shared.connections;
         let target = connections.least_loaded(self.next.get());
         self.next.set(target + 1);
         let live = connections.open(target);
         let Some(sender) = target.checked_sub(1).and_then(|i| self.senders.get(i)) else {
-            self.worker.start(stream.bind_to_executor(), peer, live);
+            let (stream, handshake) = stream.bind();
+            self.worker.start(stream, peer, live, handshake);
             return;
         };
         if let Err(e) = sender.send(Handoff { stream, peer, live }).await {
             if let Some(handoff) = returned(e) {
                 // AcceptedTcpStream has no Drop: bind it so that dropping it closes it.
-                drop(handoff.stream.bind_to_executor());
+                drop(handoff.stream.bind());
                 log_accept_warning(format_args!(
                     "{}: uring worker {target} is gone; connection closed",
                     handoff.peer
@@ -604,6 +681,6 @@ async fn accept_loop<H: Handler + 'static>(
             drop(stream.bind_to_executor());
             continue;
         }
-        dispatch.hand_out(stream, peer).await;
+        dispatch.hand_out(Incoming::Accepted(stream), peer).await;
     }
 }

@@ -1,17 +1,22 @@
 //! An executor-local stop signal that every connection task can wait on without allocating.
+//!
+//! A stop has stages: the first asks connections to stop (hand themselves over to the next
+//! agent, or drain), the second, with a hand-over, to drain those that could not be handed over
+//! in time.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::task::{Poll, Waker};
 
-/// Set once when the executor stops accepting; wakes every connection task waiting on it.
+/// Raised a stage when the executor stops accepting, and again when a hand-over phase ends;
+/// wakes every connection task waiting on it.
 ///
 /// Each connection takes a slot at its start (the only allocation, amortised), and its waiting
 /// future only refreshes the stored waker when the task's waker changed: waiting on it once per
 /// read costs no allocation.
 #[derive(Default)]
 pub(crate) struct Stop {
-    stopped: Cell<bool>,
+    stage: Cell<u8>,
     slots: RefCell<Vec<Option<Waker>>>,
     free: RefCell<Vec<usize>>,
 }
@@ -35,9 +40,14 @@ impl Stop {
         self.free.borrow_mut().push(slot);
     }
 
-    /// Stops: every waiting connection is woken.
+    /// The stages raised so far (0 before the stop).
+    pub(crate) fn stage(&self) -> u8 {
+        self.stage.get()
+    }
+
+    /// Raises the stage: every waiting connection is woken.
     pub(crate) fn trigger(&self) {
-        self.stopped.set(true);
+        self.stage.set(self.stage.get().saturating_add(1));
         let wakers: Vec<Waker> = self
             .slots
             .borrow_mut()
@@ -49,10 +59,10 @@ impl Stop {
         }
     }
 
-    /// Resolves once [`Stop::trigger`] was called.
-    pub(crate) fn wait(&self, slot: usize) -> impl Future<Output = ()> + '_ {
+    /// Resolves once the stage is above `seen`.
+    pub(crate) fn wait(&self, slot: usize, seen: u8) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(move |cx| {
-            if self.stopped.get() {
+            if self.stage.get() > seen {
                 return Poll::Ready(());
             }
             if let Some(stored) = self.slots.borrow_mut().get_mut(slot) {

@@ -37,6 +37,21 @@ impl Capabilities {
         Capabilities(self.0 & !other.0)
     }
 
+    /// The set as bits (PIPELINING 1, ASYNC 2, FRAGMENTATION 4): a compact form for carrying a
+    /// negotiated set outside the protocol (a restarted agent resuming a connection).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set [`Capabilities::bits`] gave; `None` for bits this crate does not know.
+    pub const fn from_bits(bits: u8) -> Option<Capabilities> {
+        if bits & !7 == 0 {
+            Some(Capabilities(bits))
+        } else {
+            None
+        }
+    }
+
     /// The capability a token names, if this crate knows it.
     pub fn from_token(token: &[u8]) -> Option<Capabilities> {
         let token = trim(token);

@@ -78,6 +78,66 @@ impl core::fmt::Display for ConfigError {
     }
 }
 
+/// What a completed handshake fixed: everything an engine keeps from HAPROXY-HELLO and its
+/// AGENT-HELLO. With it another engine (in another process: a restarted agent given the open
+/// connection) resumes the connection without a HELLO ([`Engine::resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Handshake {
+    /// The negotiated max-frame-size.
+    pub max_frame_size: u32,
+    /// What HAProxy offered (above the negotiated size when the agent's cap was lower).
+    pub peer_max_frame_size: u32,
+    /// What the agent announced in its AGENT-HELLO.
+    pub capabilities: Capabilities,
+    /// What HAProxy announced in its HELLO.
+    pub peer_capabilities: Capabilities,
+}
+
+/// Why an engine cannot resume a connection with a [`Handshake`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResumeError {
+    /// The configuration itself is refused ([`Engine::new`]).
+    Config(ConfigError),
+    /// The negotiated max-frame-size is below the protocol minimum, above HAProxy's offer, or
+    /// above this engine's own cap: frames the peer may send would not be accepted.
+    FrameSize {
+        /// The size the connection was opened with.
+        negotiated: u32,
+        /// This engine's own cap.
+        cap: u32,
+    },
+    /// The agent announced other capabilities than this engine's configuration has (a peer told
+    /// FRAGMENTATION would send fragments an engine without it refuses).
+    Capabilities {
+        /// What the connection was opened with.
+        announced: Capabilities,
+        /// What this engine's configuration has.
+        configured: Capabilities,
+    },
+}
+
+impl core::fmt::Display for ResumeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ResumeError::Config(e) => e.fmt(f),
+            ResumeError::FrameSize { negotiated, cap } => write!(
+                f,
+                "negotiated max-frame-size {negotiated} does not fit this agent (minimum 256, \
+                 at most its max-frame-size {cap} and HAProxy's offer)"
+            ),
+            ResumeError::Capabilities {
+                announced,
+                configured,
+            } => write!(
+                f,
+                "the connection was opened with capabilities {announced}, this agent has {configured}"
+            ),
+        }
+    }
+}
+
 /// The application: what to answer to each NOTIFY.
 pub trait Handler {
     /// Called once per message of a NOTIFY, in order; append actions to `ack`.
@@ -224,6 +284,44 @@ impl<const FRAG: usize> Engine<FRAG> {
             },
             stats: Stats::default(),
             close: None,
+        })
+    }
+
+    /// An engine for a connection whose handshake another engine completed: no HELLO is
+    /// expected (one arriving is a protocol error, as on any established connection); frames are
+    /// taken up to the negotiated size, with the capabilities announced then, which must be
+    /// this configuration's.
+    pub fn resume(config: Config, handshake: Handshake) -> Result<Self, ResumeError> {
+        let mut engine = Engine::new(config).map_err(ResumeError::Config)?;
+        let cap = engine.config.max_frame_size;
+        let negotiated = handshake.max_frame_size;
+        if negotiated < MIN_MAX_FRAME_SIZE
+            || negotiated > cap
+            || negotiated > handshake.peer_max_frame_size
+        {
+            return Err(ResumeError::FrameSize { negotiated, cap });
+        }
+        if handshake.capabilities != engine.config.capabilities {
+            return Err(ResumeError::Capabilities {
+                announced: handshake.capabilities,
+                configured: engine.config.capabilities,
+            });
+        }
+        engine.phase = Phase::Running;
+        engine.max_frame_size = negotiated;
+        engine.peer_max_frame_size = handshake.peer_max_frame_size;
+        engine.peer_capabilities = handshake.peer_capabilities;
+        Ok(engine)
+    }
+
+    /// What the handshake fixed, once it is done and while the connection is open (`None`
+    /// before HAPROXY-HELLO and after the close).
+    pub fn handshake(&self) -> Option<Handshake> {
+        (self.phase == Phase::Running).then_some(Handshake {
+            max_frame_size: self.max_frame_size,
+            peer_max_frame_size: self.peer_max_frame_size,
+            capabilities: self.config.capabilities,
+            peer_capabilities: self.peer_capabilities,
         })
     }
 

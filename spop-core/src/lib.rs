@@ -32,7 +32,8 @@ pub use capabilities::Capabilities;
 pub use codec::{Reader, Writer};
 pub use data::{Bytes, DataType, TypedData};
 pub use engine::{
-    Close, Config, ConfigError, Engine, Flow, Handler, Progress, Stats, DEFAULT_MAX_FRAME_SIZE,
+    Close, Config, ConfigError, Engine, Flow, Handler, Handshake, Progress, ResumeError, Stats,
+    DEFAULT_MAX_FRAME_SIZE,
 };
 pub use error::{DecodeError, EncodeError, Error};
 pub use frame::{

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use spop_core::{
     AgentHello, Capabilities, Close, Config, ConfigError, DecodeError, Engine, Error, Flags, Flow,
-    FrameType, Progress, Status, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT,
+    FrameType, Progress, ResumeError, Status, DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT,
 };
 
 const OUT: usize = 70_000;
@@ -1079,4 +1079,77 @@ fn engine_stays_small() {
     );
     assert!(size <= 128, "Engine<0> is {size} bytes");
     assert!(std::mem::size_of::<Engine<4096>>() <= 128 + 4096);
+}
+
+// =============================================================================================
+// Resuming a connection another engine (another process) handshook
+// =============================================================================================
+
+#[test]
+fn a_resumed_engine_answers_the_same_notify_as_the_engine_that_handshook() {
+    let mut first = engine();
+    handshake(&mut first);
+    let handshake_state = first.handshake().expect("running");
+    let (_, first_ack) = feed(&mut first, &vector("notify-ipv4"));
+    let mut resumed = Engine::<0>::resume(Config::default(), handshake_state).unwrap();
+    assert!(!resumed.is_handshaking());
+    assert_eq!(resumed.max_frame_size(), first.max_frame_size());
+    assert_eq!(resumed.handshake(), Some(handshake_state));
+    let (p, ack) = feed(&mut resumed, &vector("notify-ipv4"));
+    assert_eq!(p.flow, Flow::NeedInput);
+    assert_eq!(ack, first_ack);
+}
+
+#[test]
+fn a_hello_on_a_resumed_connection_is_refused_as_on_any_established_one() {
+    let mut first = engine();
+    handshake(&mut first);
+    let mut resumed = Engine::<0>::resume(Config::default(), first.handshake().unwrap()).unwrap();
+    let (status, close) = fault(&mut resumed, &vector("haproxy-hello"));
+    assert_eq!(
+        error_of(close),
+        Error::UnexpectedFrame {
+            frame: FrameType::HaproxyHello,
+            after_hello: true
+        }
+    );
+    assert_eq!(status, Status::Invalid.code());
+}
+
+#[test]
+fn an_engine_has_no_handshake_to_carry_before_hello() {
+    assert_eq!(engine().handshake(), None);
+}
+
+#[test]
+fn resuming_refuses_a_frame_size_or_capabilities_this_agent_does_not_have() {
+    let mut first = engine();
+    handshake(&mut first);
+    let carried = first.handshake().unwrap();
+    let small = Config {
+        max_frame_size: carried.max_frame_size - 1,
+        ..Config::default()
+    };
+    assert!(matches!(
+        Engine::<0>::resume(small, carried),
+        Err(ResumeError::FrameSize { .. })
+    ));
+    let other = Config {
+        capabilities: Capabilities::NONE,
+        ..Config::default()
+    };
+    assert!(matches!(
+        Engine::<0>::resume(other, carried),
+        Err(ResumeError::Capabilities { .. })
+    ));
+    for negotiated in [255, carried.peer_max_frame_size + 1] {
+        let bad = spop_core::Handshake {
+            max_frame_size: negotiated,
+            ..carried
+        };
+        assert!(matches!(
+            Engine::<0>::resume(Config::default(), bad),
+            Err(ResumeError::FrameSize { .. })
+        ));
+    }
 }

@@ -44,6 +44,39 @@ pub fn pass_as_fd_3(command: &mut Command, fd: RawFd) {
     }
 }
 
+/// Makes `fds` the child's descriptors 3, 4, ... in order, open across exec (`LISTEN_FDS`
+/// numbering).
+#[allow(unsafe_code)]
+pub fn pass_fds(command: &mut Command, fds: &[RawFd]) {
+    const MAX: usize = 64;
+    assert!(fds.len() <= MAX, "at most {MAX} descriptors");
+    let mut sources = [-1; MAX];
+    sources[..fds.len()].copy_from_slice(fds);
+    let count = fds.len();
+    // SAFETY: the closure runs in the child between fork and exec, and calls only fcntl, dup2
+    // and close, which are async-signal-safe, on descriptors open in the parent (so in the
+    // child); it allocates nothing. Every source is first copied above the target range, so
+    // that placing one never overwrites another still to be placed.
+    unsafe {
+        command.pre_exec(move || {
+            let mut high = [-1; MAX];
+            for (copy, &source) in high.iter_mut().zip(&sources[..count]) {
+                *copy = libc::fcntl(source, libc::F_DUPFD_CLOEXEC, 3 + MAX as i32);
+                if *copy < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (target, &copy) in (3..).zip(&high[..count]) {
+                if libc::dup2(copy, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(copy);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// An agent serving on `listener` (TCP or Unix), as a socket unit would start it; waits for its
 /// startup line.
 pub fn start_on(runtime: &'static str, listener: &impl AsRawFd, args: &[&str]) -> Agent {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub use spop_testkit::peer::*;
 
+pub mod fdstore;
 pub mod inherit;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spoa");

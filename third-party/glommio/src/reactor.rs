@@ -574,6 +574,11 @@ impl Reactor {
         self.sys.cancel_in_kernel(source);
     }
 
+    /// PATCH(spoa): change 13: see `sys::Reactor::cancel_in_kernel_even_queued`.
+    pub(crate) fn cancel_in_kernel_even_queued(&self, source: &Source) {
+        self.sys.cancel_in_kernel_even_queued(source);
+    }
+
     /// PATCH(spoa): queues a send of the first `tx_len` bytes `tx` holds and, linked after it,
     /// a receive of up to `rx_len` bytes into `rx`'s buffer (see
     /// `sys::Reactor::send_then_recv`).

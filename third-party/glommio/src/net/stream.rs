@@ -353,6 +353,40 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
+    /// PATCH(spoa): change 13: asks the kernel to cancel the receive in flight, if any. The
+    /// next read returns its outcome: the bytes it received if it completed first, else an
+    /// error `ECANCELED`; no byte the kernel received is lost either way. A receive chained
+    /// behind a send can only be cancelled once the send went out and the kernel issued it: a
+    /// cancellation that came too early finds nothing, so call again until the read (or a
+    /// flush, which waits for the chain) returns.
+    pub(crate) fn cancel_read(&mut self) {
+        if !self.rx.in_flight {
+            return;
+        }
+        if let (Some(reactor), Some(source)) = (self.reactor.upgrade(), self.rx.source.as_ref()) {
+            reactor.cancel_in_kernel_even_queued(source);
+            if self.tx_chained {
+                // As `poll_tx_idle`'s own cancellation: its outcome is taken with the chain's.
+                self.rx_cancelled = true;
+            }
+        }
+    }
+
+    /// PATCH(spoa): change 13: whether the stream holds nothing of its own: no receive or send
+    /// in flight, no received byte not yet returned, nothing written behind. Its descriptor can
+    /// then be handed to another process without losing or duplicating a byte.
+    pub(crate) fn is_quiescent(&self) -> bool {
+        !self.rx.in_flight
+            && !self.tx.in_flight
+            && self.tx_pending == 0
+            && self.rx_left.0 >= self.rx_left.1
+    }
+
+    /// PATCH(spoa): change 13: whether a receive is in flight (its outcome is the next read's).
+    pub(crate) fn is_reading(&self) -> bool {
+        self.rx.in_flight
+    }
+
     /// PATCH(spoa): turns write-behind on or off (see the field).
     pub(crate) fn set_write_behind(&mut self, on: bool) {
         self.write_behind = on;
@@ -730,6 +764,21 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     /// PATCH(spoa): see `NonBufferedStream::set_write_behind`.
     pub(crate) fn set_write_behind(&mut self, on: bool) {
         self.stream.set_write_behind(on)
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::cancel_read`.
+    pub(crate) fn cancel_read(&mut self) {
+        self.stream.cancel_read()
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::is_quiescent`; nothing buffered here either.
+    pub(crate) fn is_quiescent(&self) -> bool {
+        self.rx_buf.is_empty() && self.stream.is_quiescent()
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::is_reading`.
+    pub(crate) fn is_reading(&self) -> bool {
+        self.stream.is_reading()
     }
 
     /// PATCH(spoa): see `NonBufferedStream::take_write_behind_failed`.

@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::{
     io,
     net::{self, Shutdown, SocketAddr, ToSocketAddrs},
-    os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, RawFd},
+    os::unix::io::{AsRawFd, FromRawFd, RawFd},
     pin::Pin,
     rc::{Rc, Weak},
     task::{Context, Poll},
@@ -311,9 +311,12 @@ pub struct AcceptedTcpStream {
 impl AcceptedTcpStream {
     /// Returns the socket address of the remote peer
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        let socket = unsafe { Socket::from_raw_fd(self.fd) };
+        // PATCH(spoa): change 14: borrowed, never owned: upstream's `Socket::from_raw_fd` then
+        // `?` closed the descriptor when `peer_addr` failed (a connection reset while queued:
+        // ENOTCONN), and the stream bound from it later closed the same number again (an
+        // abort in debug builds, and in release the close of whatever reused the number).
+        let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(self.fd) });
         let sock_addr = socket.peer_addr()?;
-        socket.into_raw_fd();
         Ok(sock_addr.as_socket().unwrap())
     }
 
@@ -403,6 +406,16 @@ impl std::os::fd::AsFd for AcceptedTcpStream {
         // SAFETY: `fd` is the accepted connection's, open until the stream bound from it is
         // dropped, which cannot happen while `self` is borrowed.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) }
+    }
+}
+
+/// PATCH(spoa): change 13: a connected stream socket's owned descriptor (one passed by another
+/// process, say) becomes a stream of this executor without an `unsafe` of the caller's.
+impl From<std::os::fd::OwnedFd> for TcpStream {
+    fn from(fd: std::os::fd::OwnedFd) -> TcpStream {
+        // std's TcpStream is a family-blind owner of the descriptor (socket2 0.4 takes no
+        // OwnedFd); a Unix connection is driven through it as `server::adopt` says in the agent.
+        TcpStream::from(socket2::Socket::from(net::TcpStream::from(fd)))
     }
 }
 
@@ -588,6 +601,31 @@ impl<B: RxBuf> TcpStream<B> {
     /// [`AsyncWriteExt::close`]: futures_lite::io::AsyncWriteExt::close
     pub fn set_write_behind(&mut self, on: bool) {
         self.stream.set_write_behind(on)
+    }
+
+    /// PATCH(spoa): change 13: asks the kernel to cancel the receive in flight (a read given
+    /// up, its future dropped, leaves its receive in flight, and the next read returns its
+    /// outcome). The next read then returns the bytes that receive got if it completed first,
+    /// else fails with `ECANCELED` (`raw_os_error`); no received byte is lost. A receive chained
+    /// behind a written-behind send is found only once the send went out: until the next read
+    /// or [`AsyncWriteExt::flush`] returns, call this again now and then.
+    ///
+    /// [`AsyncWriteExt::flush`]: futures_lite::io::AsyncWriteExt::flush
+    pub fn cancel_read(&mut self) {
+        self.stream.cancel_read()
+    }
+
+    /// PATCH(spoa): change 13: whether the stream holds nothing of its own (no receive or send
+    /// in flight, no received byte not yet returned, nothing written behind): its descriptor
+    /// can be passed to another process (`AsFd`), which reads exactly what this one did not.
+    pub fn is_quiescent(&self) -> bool {
+        self.stream.is_quiescent()
+    }
+
+    /// PATCH(spoa): change 13: whether a receive is in flight, whose outcome the next read
+    /// returns.
+    pub fn is_reading(&self) -> bool {
+        self.stream.is_reading()
     }
 
     /// PATCH(spoa): with write-behind, whether the error the last read, write or flush

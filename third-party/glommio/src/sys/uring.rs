@@ -1605,6 +1605,34 @@ impl Reactor {
         }
     }
 
+    /// PATCH(spoa): change 13: asks the kernel to cancel `source`'s operation, whether it was
+    /// submitted already (as [`Reactor::cancel_in_kernel`]) or is still queued: then the
+    /// cancellation is queued right behind it in the same submission queue, so the kernel sees
+    /// the operation first (SQEs of one submission are issued in order) and the cancellation
+    /// finds it. Either way the operation completes as any other: with its result if it
+    /// completed first (a receive's bytes are not lost), else `-ECANCELED`.
+    pub(crate) fn cancel_in_kernel_even_queued(&self, source: &Source) {
+        let inner = source.inner.borrow();
+        match &inner.enqueued {
+            Some(EnqueuedSource {
+                id,
+                queue,
+                status: EnqueuedStatus::Dispatched,
+            }) => queue.borrow_mut().cancel_request(*id),
+            Some(EnqueuedSource {
+                id,
+                queue,
+                status: EnqueuedStatus::Enqueued,
+            }) => queue.borrow_mut().submissions.push_back(UringDescriptor {
+                args: UringOpDescriptor::Cancel(to_user_data(*id)),
+                fd: -1,
+                flags: SubmissionFlags::empty(),
+                user_data: 0,
+            }),
+            _ => {}
+        }
+    }
+
     /// PATCH(spoa): write-behind: sends the first `tx_len` bytes of `tx`'s buffer, then
     /// receives up to `rx_len` bytes into `rx`'s, as one chain submitted by one
     /// `io_uring_enter`: `IORING_OP_SEND` (`MSG_WAITALL | MSG_DONTWAIT`, `IOSQE_IO_LINK`,
