@@ -31,6 +31,10 @@
 
 use std::fmt::Debug;
 
+use bytemuck::{Pod, Zeroable};
+
+use super::pages::{Memory, Pages, HUGE_MIN};
+
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
 
@@ -50,7 +54,7 @@ const SCORE: u32 = 1 << 30;
 pub const NONE: u8 = u8::MAX;
 
 /// An address as an unsigned integer: `u32` for IPv4, `u128` for IPv6.
-pub trait Key: Copy + Ord + Debug + Default {
+pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// `self - other`, for `self >= other`.
     fn minus(self, other: Self) -> Self;
     /// `self >> shift` as an index (the caller keeps it below 2^32).
@@ -158,7 +162,7 @@ const BLOCK_WORDS: usize = 12;
 
 /// A leaf of the index: the ranges of one bucket in one cache line. The first range is the one
 /// holding the bucket's first key; each of the others starts at its offset in the bucket.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 #[repr(C, align(64))]
 struct Block {
     /// The starts of ranges 1..=len: offset in the bucket, shifted right by `zeros`, in
@@ -209,6 +213,9 @@ impl Block {
         let len = usize::from(self.len);
         // Branch-free: the starts are sorted, so counting those at or below `at` finds the
         // range. A start fits in `width` words, so an `at` past them counts the same clamped.
+        // The count is made for every width and the block's picked after: a `match` on the
+        // width mispredicts about every other IPv6 lookup (widths 1 and 3 are as common), and
+        // the wrong path waits for this line from memory, so lookups stop overlapping.
         let after = match self.width {
             1 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
@@ -247,16 +254,16 @@ impl Block {
 }
 
 /// Disjoint ranges with scores, indexed. Immutable once built.
-#[derive(Clone, Debug)]
-pub struct Ranges<K> {
+#[derive(Debug)]
+pub struct Ranges<K: Key> {
     /// With run leaves ([`Key::LEAF`]): `starts[i]..starts[i + 1]` has `scores[i]`; empty with
     /// blocks.
-    starts: Vec<K>,
-    scores: Vec<u8>,
+    starts: Pages<K>,
+    scores: Pages<u8>,
     /// The index nodes, root first (none when there is one range).
-    index: Vec<u32>,
+    index: Pages<u32>,
     /// The leaves the nodes point to.
-    blocks: Vec<Block>,
+    blocks: Pages<Block>,
     /// The score of every key when there is one range.
     whole: u8,
     /// Ranges (including those with no score).
@@ -265,7 +272,6 @@ pub struct Ranges<K> {
     nodes: usize,
     /// Distinct networks the ranges were built from.
     networks: usize,
-    key: std::marker::PhantomData<K>,
 }
 
 /// A network as its first key and length, with its score.
@@ -333,7 +339,12 @@ impl<K: Key> Ranges<K> {
     /// Builds from networks (nested or disjoint, as networks are) in file order: of the same
     /// network given twice, the later one counts. Returns the ranges and how many networks were
     /// repeats.
-    pub fn build(mut spans: Vec<Span<K>>) -> (Self, usize) {
+    pub fn build(spans: Vec<Span<K>>) -> (Self, usize) {
+        Self::build_placed(spans, HUGE_MIN)
+    }
+
+    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
+    fn build_placed(mut spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
         // Stable: the same network keeps file order, so the last of a run is the later one.
         spans.sort_by_key(|s| (s.first, s.len));
         let total = spans.len();
@@ -372,36 +383,51 @@ impl<K: Key> Ranges<K> {
             }
         }
         drop(spans);
-        let mut r = Ranges {
-            starts: Vec::new(),
-            scores: Vec::new(),
+        let mut tree = Tree {
             index: Vec::new(),
             blocks: Vec::new(),
-            whole: flat.scores[0],
-            ranges: flat.starts.len(),
             nodes: 0,
-            networks,
             key: std::marker::PhantomData,
         };
-        let n = flat.starts.len();
+        let (whole, n) = (flat.scores[0], flat.starts.len());
         if K::LEAF == 0 {
             // About one block per two ranges (2.3 with the benchmark's table): growing by
             // doubling instead would hold up to twice the blocks' memory at the peak.
-            r.blocks.reserve_exact(n / 2);
+            tree.blocks.reserve_exact(n / 2);
         }
         if n > 1 {
-            r.node(&flat, 0, n - 1, ROOT_BITS);
+            tree.node(&flat, 0, n - 1, ROOT_BITS);
         }
-        r.index.shrink_to_fit();
-        r.blocks.shrink_to_fit();
-        if K::LEAF > 0 {
-            flat.starts.shrink_to_fit();
-            flat.scores.shrink_to_fit();
-            (r.starts, r.scores) = (flat.starts, flat.scores);
-        }
+        let (starts, scores) = if K::LEAF > 0 {
+            (flat.starts, flat.scores)
+        } else {
+            // Freed before the arrays are copied into their pages, to keep the peak down.
+            drop(flat);
+            (Vec::new(), Vec::new())
+        };
+        let r = Ranges {
+            blocks: Pages::with_threshold(tree.blocks, huge_min),
+            index: Pages::with_threshold(tree.index, huge_min),
+            starts: Pages::with_threshold(starts, huge_min),
+            scores: Pages::with_threshold(scores, huge_min),
+            whole,
+            ranges: n,
+            nodes: tree.nodes,
+            networks,
+        };
         (r, repeats)
     }
+}
 
+/// The index while it is built.
+struct Tree<K> {
+    index: Vec<u32>,
+    blocks: Vec<Block>,
+    nodes: usize,
+    key: std::marker::PhantomData<K>,
+}
+
+impl<K: Key> Tree<K> {
     /// Adds the node over ranges `i..=j` (`j > i`); returns its offset.
     fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
@@ -446,16 +472,19 @@ impl<K: Key> Ranges<K> {
         }
         at as u32
     }
+}
 
+impl<K: Key> Ranges<K> {
     /// The score of the range holding `key` ([`NONE`]: no network).
     #[inline]
     pub fn lookup(&self, key: K) -> u8 {
-        if self.index.is_empty() {
+        let index = self.index.as_slice();
+        if index.is_empty() {
             return self.whole;
         }
         let mut at = 0;
         loop {
-            let node = &self.index[at..];
+            let node = &index[at..];
             let lo = K::read(&node[LO..]);
             if key < lo {
                 return node[BELOW] as u8;
@@ -473,20 +502,18 @@ impl<K: Key> Ranges<K> {
                 return slot as u8;
             }
             if K::LEAF == 0 {
-                return self.blocks[slot as usize].find(key.low(shift));
+                return self.blocks.as_slice()[slot as usize].find(key.low(shift));
             }
+            let (starts, leaf_scores) = (self.starts.as_slice(), self.scores.as_slice());
             let first = slot as usize;
-            let end = (first + K::LEAF).min(self.starts.len());
+            let end = (first + K::LEAF).min(starts.len());
             // The leaf's scores are copied before the scan: their read does not wait for the
             // starts' (two memory reads at once, not one after the other).
             let mut scores = [NONE; MAX_LEAF];
-            scores[..end - first].copy_from_slice(&self.scores[first..end]);
+            scores[..end - first].copy_from_slice(&leaf_scores[first..end]);
             // Branch-free: the starts are sorted, so counting those at or below `key` finds
             // the range.
-            let after = self.starts[first + 1..end]
-                .iter()
-                .filter(|&&s| s <= key)
-                .count();
+            let after = starts[first + 1..end].iter().filter(|&&s| s <= key).count();
             return scores[after];
         }
     }
@@ -496,19 +523,21 @@ impl<K: Key> Ranges<K> {
         self.ranges
     }
 
-    /// Heap bytes held.
-    pub fn mem_size(&self) -> usize {
-        self.starts.capacity() * std::mem::size_of::<K>()
-            + self.scores.capacity()
-            + self.index.capacity() * 4
-            + self.blocks.capacity() * std::mem::size_of::<Block>()
+    /// Memory held, by where it is.
+    pub fn memory(&self) -> Memory {
+        let mut m = Memory::default();
+        m.add(&self.starts);
+        m.add(&self.scores);
+        m.add(&self.index);
+        m.add(&self.blocks);
+        m
     }
 
     /// Nodes in the index, the deepest chain of them and leaf blocks (for the benchmark's
     /// report).
     pub fn shape(&self) -> (usize, usize, usize) {
         fn depth<K: Key>(r: &Ranges<K>, at: usize) -> usize {
-            let node = &r.index[at..];
+            let node = &r.index.as_slice()[at..];
             let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
             let buckets = if lo == hi {
                 0
@@ -523,12 +552,12 @@ impl<K: Key> Ranges<K> {
                 .max()
                 .unwrap_or(0)
         }
-        let deepest = if self.index.is_empty() {
+        let deepest = if self.index.as_slice().is_empty() {
             0
         } else {
             depth(self, 0)
         };
-        (self.nodes, deepest, self.blocks.len())
+        (self.nodes, deepest, self.blocks.as_slice().len())
     }
 
     /// Distinct networks the ranges were built from.
@@ -695,10 +724,17 @@ mod tests {
             }
         }
 
+        /// Lookups match the brute force, with the arrays on the heap and in maps (huge pages
+        /// where the kernel gives them).
         fn check<K: Key>(spans: Vec<Span<K>>, extra: &[K]) -> Result<(), TestCaseError> {
-            let (r, _) = Ranges::build(spans.clone());
+            let (heap, _) = Ranges::build_placed(spans.clone(), usize::MAX);
+            let (mapped, _) = Ranges::build_placed(spans.clone(), 0);
+            prop_assert_eq!(heap.memory().huge + heap.memory().small, 0);
+            prop_assert_eq!(mapped.memory().heap, 0);
             for key in edges(&spans, extra) {
-                prop_assert_eq!(r.lookup(key), longest(&spans, key), "key {:x?}", key);
+                let want = longest(&spans, key);
+                prop_assert_eq!(heap.lookup(key), want, "key {:x?}", key);
+                prop_assert_eq!(mapped.lookup(key), want, "mapped, key {:x?}", key);
             }
             Ok(())
         }
