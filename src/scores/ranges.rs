@@ -21,9 +21,13 @@
 //! - a bucket over more ranges than fit in a block holds a child node, whose span is narrowed
 //!   to the starts it holds (so a cluster of networks deep in IPv6 space costs no empty levels).
 //!
-//! A lookup that ends in a block reads the root's slot, each child's header and slot (shared by
-//! every lookup near them, so mostly cached) and one block line. The ranges themselves are only
-//! needed to build the index and are dropped afterwards.
+//! A lookup that ends in a block reads the root's slot, each child's header and slot and one
+//! block line. These reads wait for each other, and each that misses the caches costs a memory
+//! latency, so a child's slot is read together with its header, not after it: the slot that
+//! points to a child also says how wide its buckets are and how many, and the child's buckets
+//! start at a multiple of their whole span, so the key's own bits give its bucket (a
+//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). The ranges
+//! themselves are only needed to build the index and are dropped afterwards.
 //!
 //! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
 //! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
@@ -48,6 +52,15 @@ const MAX_LEAF: usize = 16;
 
 /// A slot holding a child node's index.
 const CHILD: u32 = 1 << 31;
+/// With [`CHILD`]: the slot also holds the child's bucket size and count, so that the child's
+/// slot is read at once with its header, not after it: the child's `lo` is aligned on its
+/// buckets' whole span, its first word on a [`LINE`], and the slot is `CHILD | DIRECT |
+/// shift << 23 | bits << 19 | offset / LINE` (2^bits buckets of 2^shift keys).
+const DIRECT: u32 = 1 << 30;
+/// Words in a cache line: where a [`DIRECT`] child starts.
+const LINE: usize = 16;
+// A direct child's bits (up to `CHILD_BITS + 1`) take 4 bits of its slot.
+const _: () = assert!(CHILD_BITS < 15);
 /// A slot holding a score directly (the bucket lies inside one range).
 const SCORE: u32 = 1 << 30;
 /// The score of a range that no network covers.
@@ -146,6 +159,16 @@ macro_rules! key {
 
 key!(u32, 16, 2);
 key!(u128, 0, 2);
+
+/// Where the child node a [`CHILD`] slot points to starts in [`Ranges::index`].
+#[inline(always)]
+fn child_at(slot: u32) -> usize {
+    if slot & DIRECT != 0 {
+        (slot & ((1 << 19) - 1)) as usize * LINE
+    } else {
+        (slot & !CHILD) as usize
+    }
+}
 
 /// Layout of an index node in [`Ranges::index`], in `u32` words: the node's buckets start at
 /// `lo` (a multiple of their size, 2^shift) and end before `hi`; keys below `lo` score `below`,
@@ -429,22 +452,49 @@ struct Tree<K> {
 
 impl<K: Key> Tree<K> {
     /// Adds the node over ranges `i..=j` (`j > i`); returns its offset.
+    /// Returns the slot that points to it.
     fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
         let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
             .saturating_sub(2)
             .clamp(1, max_bits);
-        let (lo, shift, buckets) = if flat.starts[i + 1] == hi {
+        let (lo, shift, buckets, direct) = if flat.starts[i + 1] == hi {
             // Two ranges: below and above decide, no bucket needed.
-            (hi, 0, 0)
+            (hi, 0, 0, None)
         } else {
             let span = hi.minus(flat.starts[i + 1]);
             let shift = span.pred().width().saturating_sub(bits);
-            let lo = flat.starts[i + 1].align(shift);
-            (lo, shift, hi.pred().minus(lo).bucket(shift) + 1)
+            // A child is direct if its ranges fit in 2^(bits or bits + 1) buckets from a `lo`
+            // aligned on all of them, and nothing below that `lo` is outside range `i`.
+            let direct = (max_bits < ROOT_BITS)
+                .then(|| {
+                    (bits..=bits + 1).find_map(|b| {
+                        let lo = flat.starts[i + 1].align(shift + b);
+                        let fits = lo >= flat.starts[i] && hi.pred().minus(lo).width() <= shift + b;
+                        fits.then_some((lo, b))
+                    })
+                })
+                .flatten();
+            let lo = direct.map_or(flat.starts[i + 1].align(shift), |d| d.0);
+            (
+                lo,
+                shift,
+                hi.pred().minus(lo).bucket(shift) + 1,
+                direct.map(|d| d.1),
+            )
         };
+        if direct.is_some() {
+            self.index
+                .resize(self.index.len().next_multiple_of(LINE), 0);
+        }
         let at = self.index.len();
+        let pointer = match direct {
+            Some(b) if at / LINE < 1 << 19 => {
+                CHILD | DIRECT | shift << 23 | b << 19 | (at / LINE) as u32
+            }
+            _ => CHILD | at as u32,
+        };
         self.nodes += 1;
         self.index
             .extend([shift, u32::from(flat.scores[i]), u32::from(flat.scores[j])]);
@@ -466,11 +516,11 @@ impl<K: Key> Tree<K> {
                 self.blocks.push(block);
                 (self.blocks.len() - 1) as u32
             } else {
-                CHILD | self.node(flat, bi, bj, CHILD_BITS)
+                self.node(flat, bi, bj, CHILD_BITS)
             };
             self.index[first_slot + b] = slot;
         }
-        at as u32
+        pointer
     }
 }
 
@@ -483,6 +533,8 @@ impl<K: Key> Ranges<K> {
             return self.whole;
         }
         let mut at = 0;
+        // A direct child's slot, read before its header is (see [`DIRECT`]).
+        let mut ahead = None;
         loop {
             let node = &index[at..];
             let lo = K::read(&node[LO..]);
@@ -493,9 +545,23 @@ impl<K: Key> Ranges<K> {
                 return node[ABOVE] as u8;
             }
             let shift = node[SHIFT];
-            let slot = node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)];
+            let slot = match ahead {
+                Some(slot) => slot,
+                None => node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)],
+            };
             if slot & CHILD != 0 {
-                at = (slot & !CHILD) as usize;
+                at = child_at(slot);
+                ahead = (slot & DIRECT != 0).then(|| {
+                    let (shift, bits) = ((slot >> 23) & 0x7f, (slot >> 19) & 0xf);
+                    // `lo` is aligned on the buckets' span: the low bits of the key's bucket
+                    // number are its bucket in the node. A key outside the node reads some
+                    // other word, which the header's bounds above then ignore.
+                    let bucket = key.bucket(shift) & ((1 << bits) - 1);
+                    index
+                        .get(at + LO + 2 * K::WORDS + bucket)
+                        .copied()
+                        .unwrap_or(0)
+                });
                 continue;
             }
             if slot & SCORE != 0 {
@@ -548,7 +614,7 @@ impl<K: Key> Ranges<K> {
             1 + slots
                 .iter()
                 .filter(|&&s| s & CHILD != 0)
-                .map(|&s| depth(r, (s & !CHILD) as usize))
+                .map(|&s| depth(r, child_at(s)))
                 .max()
                 .unwrap_or(0)
         }
@@ -572,6 +638,30 @@ mod tests {
 
     fn span(first: u32, len: u8, score: u8) -> Span<u32> {
         Span { first, len, score }
+    }
+
+    /// Child pointers in the index: how many are [`DIRECT`], and all.
+    fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
+        fn walk<K: Key>(r: &Ranges<K>, at: usize, counts: &mut (usize, usize)) {
+            let node = &r.index.as_slice()[at..];
+            let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
+            if lo == hi {
+                return;
+            }
+            let buckets = hi.pred().minus(lo).bucket(node[SHIFT]) + 1;
+            for &s in &node[LO + 2 * K::WORDS..][..buckets] {
+                if s & CHILD != 0 {
+                    counts.0 += usize::from(s & DIRECT != 0);
+                    counts.1 += 1;
+                    walk(r, child_at(s), counts);
+                }
+            }
+        }
+        let mut counts = (0, 0);
+        if !r.index.as_slice().is_empty() {
+            walk(r, 0, &mut counts);
+        }
+        counts
     }
 
     /// The longest network holding `key`, by brute force.
@@ -608,6 +698,11 @@ mod tests {
                 .collect();
             let (r, _) = Ranges::build(spans.clone());
             assert!(r.shape().1 >= 2, "round {round}: child nodes exercised");
+            let (direct, all) = children(&r);
+            assert!(
+                direct > 0,
+                "round {round}: {direct} of {all} children direct"
+            );
             for _ in 0..5_000 {
                 let key = rng.rand_u32() >> 12;
                 assert_eq!(
@@ -622,6 +717,33 @@ mod tests {
                     assert_eq!(r.lookup(key), brute(&spans, key), "edge {key:#x}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn ipv6_children_are_direct_where_their_span_aligns() {
+        // Clusters of single addresses and /64s in a few /48s: children under the root, most
+        // of them aligned on their span.
+        let mut rng = oorandom::Rand64::new(3);
+        let spans: Vec<Span<u128>> = (0..20_000)
+            .map(|i| {
+                let base = (0x2001_0db8u128 << 96) | (u128::from(i as u64 % 7) << 80);
+                let noise = (u128::from(rng.rand_u64()) << 64 | u128::from(rng.rand_u64())) >> 48;
+                let len = if i % 3 == 0 { 64 } else { 128 };
+                let first = (base | noise) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                Span {
+                    first,
+                    len: len as u8,
+                    score: (i % 101) as u8,
+                }
+            })
+            .collect();
+        let (r, _) = Ranges::build(spans.clone());
+        let (direct, all) = children(&r);
+        assert!(direct * 2 > all, "{direct} of {all} children direct");
+        // A single address is the longest network holding itself (the /64s may repeat).
+        for s in spans.iter().filter(|s| s.len == 128) {
+            assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
         }
     }
 
