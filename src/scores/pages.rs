@@ -248,7 +248,7 @@ mod tests {
 
     fn numbers(n: u128) -> Vec<u128> {
         (0..n)
-            .map(|i| i * 0x0123_4567_89ab_cdef_0011_2233_4455_6677)
+            .map(|i| i.wrapping_mul(0x0123_4567_89ab_cdef_0011_2233_4455_6677))
             .collect()
     }
 

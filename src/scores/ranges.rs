@@ -55,7 +55,8 @@ const CHILD: u32 = 1 << 31;
 /// With [`CHILD`]: the slot also holds the child's bucket size and count, so that the child's
 /// slot is read at once with its header, not after it: the child's `lo` is aligned on its
 /// buckets' whole span, its first word on a [`LINE`], and the slot is `CHILD | DIRECT |
-/// shift << 23 | bits << 19 | offset / LINE` (2^bits buckets of 2^shift keys).
+/// shift << 23 | bits << 19 | offset / LINE` (2^bits buckets of 2^shift keys). The same bit as
+/// [`SCORE`], which only a slot without [`CHILD`] has.
 const DIRECT: u32 = 1 << 30;
 /// Words in a cache line: where a [`DIRECT`] child starts.
 const LINE: usize = 16;
@@ -236,9 +237,9 @@ impl Block {
         let len = usize::from(self.len);
         // Branch-free: the starts are sorted, so counting those at or below `at` finds the
         // range. A start fits in `width` words, so an `at` past them counts the same clamped.
-        // The count is made for every width and the block's picked after: a `match` on the
-        // width mispredicts about every other IPv6 lookup (widths 1 and 3 are as common), and
-        // the wrong path waits for this line from memory, so lookups stop overlapping.
+        // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
+        // are as common); counting for every width and picking after removes that but doubles
+        // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
         let after = match self.width {
             1 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
@@ -451,8 +452,7 @@ struct Tree<K> {
 }
 
 impl<K: Key> Tree<K> {
-    /// Adds the node over ranges `i..=j` (`j > i`); returns its offset.
-    /// Returns the slot that points to it.
+    /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
     fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
