@@ -10,7 +10,9 @@
 //! The table and addresses are the `scores` benchmark's kind (`spoa::scores::synthetic`): hits
 //! inside random entries of one family, or random addresses in no entry (60 % IPv4). A run
 //! minus its `dry` run (the same without the counted lookups) is the lookups' share: divide by
-//! 262,144 for the misses per lookup.
+//! 262,144 for the misses per lookup. `chain` makes each lookup wait for the one before (its
+//! address depends on that answer): the time per lookup is then one lookup's latency, where
+//! without it several lookups overlap in the processor.
 
 use std::hint::black_box;
 
@@ -34,23 +36,41 @@ fn main() {
             .take(1 << 16)
             .collect(),
         _ => {
-            eprintln!("usage: score_lookups v4|v6|miss [dry]");
+            eprintln!("usage: score_lookups v4|v6|miss [dry|chain]");
             std::process::exit(2);
         }
     };
-    let rounds = if std::env::args().nth(2).as_deref() == Some("dry") {
-        0
-    } else {
-        4
-    };
+    let mode = std::env::args().nth(2).unwrap_or_default();
+    let rounds = if mode == "dry" { 0 } else { 4 };
+    // `chain`: each lookup's address depends on the previous lookup's answer (through a zero
+    // the compiler cannot see), so lookups cannot overlap: the latency one lookup alone sees.
+    let zero = black_box(0usize);
+    let chain = mode == "chain";
     let started = std::time::Instant::now();
     let mut found = 0u64;
+    let mut last = 0usize;
     for _ in 0..rounds {
-        for &a in &addrs {
-            found += u64::from(table.lookup(black_box(a)).is_some());
+        for i in 0..addrs.len() {
+            let at = if chain { i ^ (last & zero) } else { i };
+            let score = table.lookup(black_box(addrs[at]));
+            last = usize::from(score.unwrap_or(0));
+            found += u64::from(score.is_some());
         }
     }
     let lookups = rounds * addrs.len();
     let each = started.elapsed().as_nanos() as f64 / lookups.max(1) as f64;
-    println!("{family}: {lookups} lookups, {found} found, {each:.0} ns each");
+    // How much of the process is on transparent huge pages (Linux): the table's arrays should be.
+    let huge = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    println!(
+        "{family}: {lookups} lookups, {found} found, {each:.0} ns each; table {:.1} MiB, \
+         {huge} kB of the process on huge pages",
+        table.mem_size() as f64 / (1024.0 * 1024.0)
+    );
 }

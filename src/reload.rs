@@ -302,12 +302,19 @@ pub fn describe(table: &Table) -> String {
         0 => String::new(),
         n => format!(", {n} repeated (the later line kept)"),
     };
+    let mib = |bytes: usize| bytes as f64 / (1024.0 * 1024.0);
+    let memory = table.memory();
+    let pages = match (&memory.refused, memory.huge) {
+        (Some(why), _) => format!(" (4 KiB pages: {why})"),
+        (None, 0) => String::new(),
+        (None, huge) => format!(" ({:.1} MiB on huge pages)", mib(huge)),
+    };
     format!(
-        "{} networks ({v4} IPv4, {v6} IPv6{repeats}) from {} in {} ms, {:.1} MiB",
+        "{} networks ({v4} IPv4, {v6} IPv6{repeats}) from {} in {} ms, {:.1} MiB{pages}",
         table.len(),
         files.join(", "),
         table.load_time().as_millis(),
-        table.mem_size() as f64 / (1024.0 * 1024.0)
+        mib(memory.total())
     )
 }
 

@@ -3,9 +3,11 @@
 //! ([`synthetic`]).
 
 pub mod file;
+mod pages;
 mod ranges;
 pub mod synthetic;
 mod table;
 
 pub use file::{Entry, LoadError, Prefix, MAX_SCORE};
+pub use pages::{mapped_bytes, Memory};
 pub use table::{FileSummary, Table};

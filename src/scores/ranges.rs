@@ -21,15 +21,23 @@
 //! - a bucket over more ranges than fit in a block holds a child node, whose span is narrowed
 //!   to the starts it holds (so a cluster of networks deep in IPv6 space costs no empty levels).
 //!
-//! A lookup that ends in a block reads the root's slot, each child's header and slot (shared by
-//! every lookup near them, so mostly cached) and one block line. The ranges themselves are only
-//! needed to build the index and are dropped afterwards.
+//! A lookup that ends in a block reads the root's slot, each child's header and slot and one
+//! block line. These reads wait for each other, and each that misses the caches costs a memory
+//! latency, so a child's slot is read together with its header, not after it: the slot that
+//! points to a child also says how wide its buckets are and how many, and the child's buckets
+//! start at a multiple of their whole span, so the key's own bits give its bucket (a
+//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). The ranges
+//! themselves are only needed to build the index and are dropped afterwards.
 //!
 //! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
 //! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
 //! same ranges, on 1,000,000 prefixes: README, "Scores from CIDR lists", has the numbers.
 
 use std::fmt::Debug;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pages::{Memory, Pages, HUGE_MIN};
 
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
@@ -44,13 +52,23 @@ const MAX_LEAF: usize = 16;
 
 /// A slot holding a child node's index.
 const CHILD: u32 = 1 << 31;
+/// With [`CHILD`]: the slot also holds the child's bucket size and count, so that the child's
+/// slot is read at once with its header, not after it: the child's `lo` is aligned on its
+/// buckets' whole span, its first word on a [`LINE`], and the slot is `CHILD | DIRECT |
+/// shift << 23 | bits << 19 | offset / LINE` (2^bits buckets of 2^shift keys). The same bit as
+/// [`SCORE`], which only a slot without [`CHILD`] has.
+const DIRECT: u32 = 1 << 30;
+/// Words in a cache line: where a [`DIRECT`] child starts.
+const LINE: usize = 16;
+// A direct child's bits (up to `CHILD_BITS + 1`) take 4 bits of its slot.
+const _: () = assert!(CHILD_BITS < 15);
 /// A slot holding a score directly (the bucket lies inside one range).
 const SCORE: u32 = 1 << 30;
 /// The score of a range that no network covers.
 pub const NONE: u8 = u8::MAX;
 
 /// An address as an unsigned integer: `u32` for IPv4, `u128` for IPv6.
-pub trait Key: Copy + Ord + Debug + Default {
+pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// `self - other`, for `self >= other`.
     fn minus(self, other: Self) -> Self;
     /// `self >> shift` as an index (the caller keeps it below 2^32).
@@ -143,6 +161,16 @@ macro_rules! key {
 key!(u32, 16, 2);
 key!(u128, 0, 2);
 
+/// Where the child node a [`CHILD`] slot points to starts in [`Ranges::index`].
+#[inline(always)]
+fn child_at(slot: u32) -> usize {
+    if slot & DIRECT != 0 {
+        (slot & ((1 << 19) - 1)) as usize * LINE
+    } else {
+        (slot & !CHILD) as usize
+    }
+}
+
 /// Layout of an index node in [`Ranges::index`], in `u32` words: the node's buckets start at
 /// `lo` (a multiple of their size, 2^shift) and end before `hi`; keys below `lo` score `below`,
 /// keys at or above `hi` score `above`. Header and slots are contiguous, so a level of the index
@@ -158,7 +186,7 @@ const BLOCK_WORDS: usize = 12;
 
 /// A leaf of the index: the ranges of one bucket in one cache line. The first range is the one
 /// holding the bucket's first key; each of the others starts at its offset in the bucket.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
 #[repr(C, align(64))]
 struct Block {
     /// The starts of ranges 1..=len: offset in the bucket, shifted right by `zeros`, in
@@ -209,6 +237,9 @@ impl Block {
         let len = usize::from(self.len);
         // Branch-free: the starts are sorted, so counting those at or below `at` finds the
         // range. A start fits in `width` words, so an `at` past them counts the same clamped.
+        // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
+        // are as common); counting for every width and picking after removes that but doubles
+        // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
         let after = match self.width {
             1 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
@@ -247,16 +278,16 @@ impl Block {
 }
 
 /// Disjoint ranges with scores, indexed. Immutable once built.
-#[derive(Clone, Debug)]
-pub struct Ranges<K> {
+#[derive(Debug)]
+pub struct Ranges<K: Key> {
     /// With run leaves ([`Key::LEAF`]): `starts[i]..starts[i + 1]` has `scores[i]`; empty with
     /// blocks.
-    starts: Vec<K>,
-    scores: Vec<u8>,
+    starts: Pages<K>,
+    scores: Pages<u8>,
     /// The index nodes, root first (none when there is one range).
-    index: Vec<u32>,
+    index: Pages<u32>,
     /// The leaves the nodes point to.
-    blocks: Vec<Block>,
+    blocks: Pages<Block>,
     /// The score of every key when there is one range.
     whole: u8,
     /// Ranges (including those with no score).
@@ -265,7 +296,6 @@ pub struct Ranges<K> {
     nodes: usize,
     /// Distinct networks the ranges were built from.
     networks: usize,
-    key: std::marker::PhantomData<K>,
 }
 
 /// A network as its first key and length, with its score.
@@ -333,7 +363,12 @@ impl<K: Key> Ranges<K> {
     /// Builds from networks (nested or disjoint, as networks are) in file order: of the same
     /// network given twice, the later one counts. Returns the ranges and how many networks were
     /// repeats.
-    pub fn build(mut spans: Vec<Span<K>>) -> (Self, usize) {
+    pub fn build(spans: Vec<Span<K>>) -> (Self, usize) {
+        Self::build_placed(spans, HUGE_MIN)
+    }
+
+    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
+    fn build_placed(mut spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
         // Stable: the same network keeps file order, so the last of a run is the later one.
         spans.sort_by_key(|s| (s.first, s.len));
         let total = spans.len();
@@ -372,53 +407,94 @@ impl<K: Key> Ranges<K> {
             }
         }
         drop(spans);
-        let mut r = Ranges {
-            starts: Vec::new(),
-            scores: Vec::new(),
+        let mut tree = Tree {
             index: Vec::new(),
             blocks: Vec::new(),
-            whole: flat.scores[0],
-            ranges: flat.starts.len(),
             nodes: 0,
-            networks,
             key: std::marker::PhantomData,
         };
-        let n = flat.starts.len();
+        let (whole, n) = (flat.scores[0], flat.starts.len());
         if K::LEAF == 0 {
             // About one block per two ranges (2.3 with the benchmark's table): growing by
             // doubling instead would hold up to twice the blocks' memory at the peak.
-            r.blocks.reserve_exact(n / 2);
+            tree.blocks.reserve_exact(n / 2);
         }
         if n > 1 {
-            r.node(&flat, 0, n - 1, ROOT_BITS);
+            tree.node(&flat, 0, n - 1, ROOT_BITS);
         }
-        r.index.shrink_to_fit();
-        r.blocks.shrink_to_fit();
-        if K::LEAF > 0 {
-            flat.starts.shrink_to_fit();
-            flat.scores.shrink_to_fit();
-            (r.starts, r.scores) = (flat.starts, flat.scores);
-        }
+        let (starts, scores) = if K::LEAF > 0 {
+            (flat.starts, flat.scores)
+        } else {
+            // Freed before the arrays are copied into their pages, to keep the peak down.
+            drop(flat);
+            (Vec::new(), Vec::new())
+        };
+        let r = Ranges {
+            blocks: Pages::with_threshold(tree.blocks, huge_min),
+            index: Pages::with_threshold(tree.index, huge_min),
+            starts: Pages::with_threshold(starts, huge_min),
+            scores: Pages::with_threshold(scores, huge_min),
+            whole,
+            ranges: n,
+            nodes: tree.nodes,
+            networks,
+        };
         (r, repeats)
     }
+}
 
-    /// Adds the node over ranges `i..=j` (`j > i`); returns its offset.
+/// The index while it is built.
+struct Tree<K> {
+    index: Vec<u32>,
+    blocks: Vec<Block>,
+    nodes: usize,
+    key: std::marker::PhantomData<K>,
+}
+
+impl<K: Key> Tree<K> {
+    /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
     fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
         let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
             .saturating_sub(2)
             .clamp(1, max_bits);
-        let (lo, shift, buckets) = if flat.starts[i + 1] == hi {
+        let (lo, shift, buckets, direct) = if flat.starts[i + 1] == hi {
             // Two ranges: below and above decide, no bucket needed.
-            (hi, 0, 0)
+            (hi, 0, 0, None)
         } else {
             let span = hi.minus(flat.starts[i + 1]);
             let shift = span.pred().width().saturating_sub(bits);
-            let lo = flat.starts[i + 1].align(shift);
-            (lo, shift, hi.pred().minus(lo).bucket(shift) + 1)
+            // A child is direct if its ranges fit in 2^(bits or bits + 1) buckets from a `lo`
+            // aligned on all of them, and nothing below that `lo` is outside range `i`.
+            let direct = (max_bits < ROOT_BITS)
+                .then(|| {
+                    (bits..=bits + 1).find_map(|b| {
+                        let lo = flat.starts[i + 1].align(shift + b);
+                        let fits = lo >= flat.starts[i] && hi.pred().minus(lo).width() <= shift + b;
+                        fits.then_some((lo, b))
+                    })
+                })
+                .flatten();
+            let lo = direct.map_or(flat.starts[i + 1].align(shift), |d| d.0);
+            (
+                lo,
+                shift,
+                hi.pred().minus(lo).bucket(shift) + 1,
+                direct.map(|d| d.1),
+            )
         };
+        if direct.is_some() {
+            self.index
+                .resize(self.index.len().next_multiple_of(LINE), 0);
+        }
         let at = self.index.len();
+        let pointer = match direct {
+            Some(b) if at / LINE < 1 << 19 => {
+                CHILD | DIRECT | shift << 23 | b << 19 | (at / LINE) as u32
+            }
+            _ => CHILD | at as u32,
+        };
         self.nodes += 1;
         self.index
             .extend([shift, u32::from(flat.scores[i]), u32::from(flat.scores[j])]);
@@ -440,22 +516,27 @@ impl<K: Key> Ranges<K> {
                 self.blocks.push(block);
                 (self.blocks.len() - 1) as u32
             } else {
-                CHILD | self.node(flat, bi, bj, CHILD_BITS)
+                self.node(flat, bi, bj, CHILD_BITS)
             };
             self.index[first_slot + b] = slot;
         }
-        at as u32
+        pointer
     }
+}
 
+impl<K: Key> Ranges<K> {
     /// The score of the range holding `key` ([`NONE`]: no network).
     #[inline]
     pub fn lookup(&self, key: K) -> u8 {
-        if self.index.is_empty() {
+        let index = self.index.as_slice();
+        if index.is_empty() {
             return self.whole;
         }
         let mut at = 0;
+        // A direct child's slot, read before its header is (see [`DIRECT`]).
+        let mut ahead = None;
         loop {
-            let node = &self.index[at..];
+            let node = &index[at..];
             let lo = K::read(&node[LO..]);
             if key < lo {
                 return node[BELOW] as u8;
@@ -464,29 +545,41 @@ impl<K: Key> Ranges<K> {
                 return node[ABOVE] as u8;
             }
             let shift = node[SHIFT];
-            let slot = node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)];
+            let slot = match ahead {
+                Some(slot) => slot,
+                None => node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)],
+            };
             if slot & CHILD != 0 {
-                at = (slot & !CHILD) as usize;
+                at = child_at(slot);
+                ahead = (slot & DIRECT != 0).then(|| {
+                    let (shift, bits) = ((slot >> 23) & 0x7f, (slot >> 19) & 0xf);
+                    // `lo` is aligned on the buckets' span: the low bits of the key's bucket
+                    // number are its bucket in the node. A key outside the node reads some
+                    // other word, which the header's bounds above then ignore.
+                    let bucket = key.bucket(shift) & ((1 << bits) - 1);
+                    index
+                        .get(at + LO + 2 * K::WORDS + bucket)
+                        .copied()
+                        .unwrap_or(0)
+                });
                 continue;
             }
             if slot & SCORE != 0 {
                 return slot as u8;
             }
             if K::LEAF == 0 {
-                return self.blocks[slot as usize].find(key.low(shift));
+                return self.blocks.as_slice()[slot as usize].find(key.low(shift));
             }
+            let (starts, leaf_scores) = (self.starts.as_slice(), self.scores.as_slice());
             let first = slot as usize;
-            let end = (first + K::LEAF).min(self.starts.len());
+            let end = (first + K::LEAF).min(starts.len());
             // The leaf's scores are copied before the scan: their read does not wait for the
             // starts' (two memory reads at once, not one after the other).
             let mut scores = [NONE; MAX_LEAF];
-            scores[..end - first].copy_from_slice(&self.scores[first..end]);
+            scores[..end - first].copy_from_slice(&leaf_scores[first..end]);
             // Branch-free: the starts are sorted, so counting those at or below `key` finds
             // the range.
-            let after = self.starts[first + 1..end]
-                .iter()
-                .filter(|&&s| s <= key)
-                .count();
+            let after = starts[first + 1..end].iter().filter(|&&s| s <= key).count();
             return scores[after];
         }
     }
@@ -496,19 +589,21 @@ impl<K: Key> Ranges<K> {
         self.ranges
     }
 
-    /// Heap bytes held.
-    pub fn mem_size(&self) -> usize {
-        self.starts.capacity() * std::mem::size_of::<K>()
-            + self.scores.capacity()
-            + self.index.capacity() * 4
-            + self.blocks.capacity() * std::mem::size_of::<Block>()
+    /// Memory held, by where it is.
+    pub fn memory(&self) -> Memory {
+        let mut m = Memory::default();
+        m.add(&self.starts);
+        m.add(&self.scores);
+        m.add(&self.index);
+        m.add(&self.blocks);
+        m
     }
 
     /// Nodes in the index, the deepest chain of them and leaf blocks (for the benchmark's
     /// report).
     pub fn shape(&self) -> (usize, usize, usize) {
         fn depth<K: Key>(r: &Ranges<K>, at: usize) -> usize {
-            let node = &r.index[at..];
+            let node = &r.index.as_slice()[at..];
             let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
             let buckets = if lo == hi {
                 0
@@ -519,16 +614,16 @@ impl<K: Key> Ranges<K> {
             1 + slots
                 .iter()
                 .filter(|&&s| s & CHILD != 0)
-                .map(|&s| depth(r, (s & !CHILD) as usize))
+                .map(|&s| depth(r, child_at(s)))
                 .max()
                 .unwrap_or(0)
         }
-        let deepest = if self.index.is_empty() {
+        let deepest = if self.index.as_slice().is_empty() {
             0
         } else {
             depth(self, 0)
         };
-        (self.nodes, deepest, self.blocks.len())
+        (self.nodes, deepest, self.blocks.as_slice().len())
     }
 
     /// Distinct networks the ranges were built from.
@@ -543,6 +638,30 @@ mod tests {
 
     fn span(first: u32, len: u8, score: u8) -> Span<u32> {
         Span { first, len, score }
+    }
+
+    /// Child pointers in the index: how many are [`DIRECT`], and all.
+    fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
+        fn walk<K: Key>(r: &Ranges<K>, at: usize, counts: &mut (usize, usize)) {
+            let node = &r.index.as_slice()[at..];
+            let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
+            if lo == hi {
+                return;
+            }
+            let buckets = hi.pred().minus(lo).bucket(node[SHIFT]) + 1;
+            for &s in &node[LO + 2 * K::WORDS..][..buckets] {
+                if s & CHILD != 0 {
+                    counts.0 += usize::from(s & DIRECT != 0);
+                    counts.1 += 1;
+                    walk(r, child_at(s), counts);
+                }
+            }
+        }
+        let mut counts = (0, 0);
+        if !r.index.as_slice().is_empty() {
+            walk(r, 0, &mut counts);
+        }
+        counts
     }
 
     /// The longest network holding `key`, by brute force.
@@ -579,6 +698,11 @@ mod tests {
                 .collect();
             let (r, _) = Ranges::build(spans.clone());
             assert!(r.shape().1 >= 2, "round {round}: child nodes exercised");
+            let (direct, all) = children(&r);
+            assert!(
+                direct > 0,
+                "round {round}: {direct} of {all} children direct"
+            );
             for _ in 0..5_000 {
                 let key = rng.rand_u32() >> 12;
                 assert_eq!(
@@ -593,6 +717,33 @@ mod tests {
                     assert_eq!(r.lookup(key), brute(&spans, key), "edge {key:#x}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn ipv6_children_are_direct_where_their_span_aligns() {
+        // Clusters of single addresses and /64s in a few /48s: children under the root, most
+        // of them aligned on their span.
+        let mut rng = oorandom::Rand64::new(3);
+        let spans: Vec<Span<u128>> = (0..20_000)
+            .map(|i| {
+                let base = (0x2001_0db8u128 << 96) | (u128::from(i as u64 % 7) << 80);
+                let noise = (u128::from(rng.rand_u64()) << 64 | u128::from(rng.rand_u64())) >> 48;
+                let len = if i % 3 == 0 { 64 } else { 128 };
+                let first = (base | noise) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                Span {
+                    first,
+                    len: len as u8,
+                    score: (i % 101) as u8,
+                }
+            })
+            .collect();
+        let (r, _) = Ranges::build(spans.clone());
+        let (direct, all) = children(&r);
+        assert!(direct * 2 > all, "{direct} of {all} children direct");
+        // A single address is the longest network holding itself (the /64s may repeat).
+        for s in spans.iter().filter(|s| s.len == 128) {
+            assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
         }
     }
 
@@ -695,10 +846,17 @@ mod tests {
             }
         }
 
+        /// Lookups match the brute force, with the arrays on the heap and in maps (huge pages
+        /// where the kernel gives them).
         fn check<K: Key>(spans: Vec<Span<K>>, extra: &[K]) -> Result<(), TestCaseError> {
-            let (r, _) = Ranges::build(spans.clone());
+            let (heap, _) = Ranges::build_placed(spans.clone(), usize::MAX);
+            let (mapped, _) = Ranges::build_placed(spans.clone(), 0);
+            prop_assert_eq!(heap.memory().huge + heap.memory().small, 0);
+            prop_assert_eq!(mapped.memory().heap, 0);
             for key in edges(&spans, extra) {
-                prop_assert_eq!(r.lookup(key), longest(&spans, key), "key {:x?}", key);
+                let want = longest(&spans, key);
+                prop_assert_eq!(heap.lookup(key), want, "key {:x?}", key);
+                prop_assert_eq!(mapped.lookup(key), want, "mapped, key {:x?}", key);
             }
             Ok(())
         }

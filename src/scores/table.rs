@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::file::{self, Entry, LoadError, Prefix};
+use super::pages::Memory;
 use super::ranges::{Ranges, Span, NONE};
 
 /// What one file contributed to a table.
@@ -178,9 +179,21 @@ impl Table {
         self.took
     }
 
-    /// Heap bytes held by the lookup structure.
+    /// Bytes held by the lookup structure (heap and huge pages).
     pub fn mem_size(&self) -> usize {
-        self.v4.mem_size() + self.v6.mem_size()
+        self.memory().total()
+    }
+
+    /// Memory held by the lookup structure, by where it is: the large arrays on huge pages
+    /// where the kernel gives them ([`Memory::refused`] says why not).
+    pub fn memory(&self) -> Memory {
+        let (v4, v6) = (self.v4.memory(), self.v6.memory());
+        Memory {
+            heap: v4.heap + v6.heap,
+            huge: v4.huge + v6.huge,
+            small: v4.small + v6.small,
+            refused: v4.refused.or(v6.refused),
+        }
     }
 
     /// Address ranges, index nodes, deepest index chain and leaf blocks, IPv4 then IPv6 (for
