@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{runtimes, Agent};
+use support::{free_port, runtimes, Agent};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,14 +56,6 @@ fn haproxies() -> Vec<(String, PathBuf)> {
         found.push((want.to_string(), path));
     }
     found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Haproxy {
@@ -418,6 +410,42 @@ fn ten_thousand_requests_see_no_spoe_error() {
 }
 
 /// One request on a new connection from IPv4 or IPv6 loopback.
+/// The example configuration has no admin frontend: waits (15 s at most) until ::1, scored 80 by
+/// `--default-score`, gets a 200 with `x-ip-reputation: good`, i.e. the agent is UP for HAProxy.
+fn wait_for_a_good_score_for_ipv6(h: &Haproxy, context: &str) {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = TcpStream::connect(("::1", h.fe_port)).ok().map(|s| {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            get(&mut Client(BufReader::new(s)), "/")
+        });
+        if r.as_ref().and_then(|r| r.header("x-ip-score")) == Some("80") {
+            let r = r.unwrap();
+            assert_eq!(r.status, 200, "{context}");
+            assert_eq!(r.header("x-ip-reputation"), Some("good"), "{context}");
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{context}: no score for ::1: {:#?}",
+            h.logs.lock().unwrap()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// 127.0.0.1 is listed (score 5): the example ACL denies it; ::1 is not and passes.
+fn assert_the_listed_ipv4_client_denied_and_ipv6_allowed(h: &Haproxy, context: &str) {
+    for _ in 0..3 {
+        assert_eq!(
+            fresh_get(h, false).status,
+            403,
+            "{context}: 127.0.0.1 denied"
+        );
+        assert_eq!(fresh_get(h, true).status, 200, "{context}: ::1 allowed");
+    }
+}
+
 fn fresh_get(h: &Haproxy, v6: bool) -> Response {
     get(&mut h.client(v6), "/")
 }
@@ -451,33 +479,8 @@ fn a_listed_client_is_denied_by_the_example_acl_and_a_reload_changes_the_verdict
             );
             let context = format!("HAProxy {label}, {} runtime", agent.runtime);
             // No admin frontend in the example: wait for a scored answer (agent UP).
-            let end = Instant::now() + Duration::from_secs(15);
-            loop {
-                let r = TcpStream::connect(("::1", h.fe_port)).ok().map(|s| {
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    get(&mut Client(BufReader::new(s)), "/")
-                });
-                if r.as_ref().and_then(|r| r.header("x-ip-score")) == Some("80") {
-                    let r = r.unwrap();
-                    assert_eq!(r.status, 200, "{context}");
-                    assert_eq!(r.header("x-ip-reputation"), Some("good"), "{context}");
-                    break;
-                }
-                assert!(
-                    Instant::now() < end,
-                    "{context}: no score for ::1: {:#?}",
-                    h.logs.lock().unwrap()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
-            for _ in 0..3 {
-                assert_eq!(
-                    fresh_get(&h, false).status,
-                    403,
-                    "{context}: 127.0.0.1 denied"
-                );
-                assert_eq!(fresh_get(&h, true).status, 200, "{context}: ::1 allowed");
-            }
+            wait_for_a_good_score_for_ipv6(&h, &context);
+            assert_the_listed_ipv4_client_denied_and_ipv6_allowed(&h, &context);
 
             // The lists change; HAProxy keeps running and so does the agent.
             let next = dir.join("scores.next");
@@ -559,32 +562,8 @@ fn haproxy_reaches_the_agent_over_a_unix_socket() {
                 "haproxy.cfg",
                 &[env[0], ("IPREP_DENY", "1")],
             );
-            let end = Instant::now() + Duration::from_secs(15);
-            loop {
-                let r = TcpStream::connect(("::1", h.fe_port)).ok().map(|s| {
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    get(&mut Client(BufReader::new(s)), "/")
-                });
-                if r.as_ref().and_then(|r| r.header("x-ip-score")) == Some("80") {
-                    let r = r.unwrap();
-                    assert_eq!(r.header("x-ip-reputation"), Some("good"), "{context}");
-                    break;
-                }
-                assert!(
-                    Instant::now() < end,
-                    "{context}: no score for ::1: {:#?}",
-                    h.logs.lock().unwrap()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
-            for _ in 0..3 {
-                assert_eq!(
-                    fresh_get(&h, false).status,
-                    403,
-                    "{context}: 127.0.0.1 denied"
-                );
-                assert_eq!(fresh_get(&h, true).status, 200, "{context}: ::1 allowed");
-            }
+            wait_for_a_good_score_for_ipv6(&h, &context);
+            assert_the_listed_ipv4_client_denied_and_ipv6_allowed(&h, &context);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

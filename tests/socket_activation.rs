@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
@@ -72,14 +72,6 @@ fn skip_without_socket_activate() -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
     eprintln!("\n*** SKIPPED: {msg} ***\n");
     true
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs the agent (std runtime) as a socket unit would, with `fd` as descriptor 3 and `env` on

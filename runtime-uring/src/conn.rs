@@ -93,9 +93,9 @@ impl<H: Handler + 'static> Connection<H> {
         if let Peer::Ip(_) = self.peer {
             let _ = self.stream.set_nodelay(true);
         }
-        // A reply is sent with the read that follows it, one `io_uring_enter` for both; the
-        // write deadline set before that read bounds the send (see the patched glommio's
-        // `TcpStream::set_write_behind`).
+        // A reply is sent with the read that follows it, one `io_uring_enter` for both; a send
+        // that finds too little room leaves the rest to a plain send before the read, bounded
+        // by the write deadline set at the write (PATCHES.md change 11).
         self.stream.set_write_behind(true);
         // Replies written behind whose send failed: not flushed at the end.
         let mut written_behind_failed = false;
