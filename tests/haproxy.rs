@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{free_port, runtimes, Agent};
+use support::{free_port, runtimes, Agent, Dir};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -453,9 +453,8 @@ fn fresh_get(h: &Haproxy, v6: bool) -> Response {
 #[test]
 fn a_listed_client_is_denied_by_the_example_acl_and_a_reload_changes_the_verdict() {
     let _serial = serialized();
-    let dir = std::env::temp_dir().join(format!("spoa-haproxy-deny-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let scores = dir.join("scores.txt");
+    let dir = Dir::new("haproxy-deny");
+    let scores = dir.0.join("scores.txt");
     for (label, bin) in haproxies() {
         for runtime in runtimes() {
             // 127.0.0.1 is listed with a bad score; ::1 is in no list and gets the default.
@@ -483,9 +482,7 @@ fn a_listed_client_is_denied_by_the_example_acl_and_a_reload_changes_the_verdict
             assert_the_listed_ipv4_client_denied_and_ipv6_allowed(&h, &context);
 
             // The lists change; HAProxy keeps running and so does the agent.
-            let next = dir.join("scores.next");
-            std::fs::write(&next, "127.0.0.1 90\n::1 10\n").unwrap();
-            std::fs::rename(&next, &scores).unwrap();
+            dir.replace(&scores, "127.0.0.1 90\n::1 10\n");
             agent.signal("HUP");
             assert!(
                 agent.wait_log("scores reloaded (SIGHUP)", Duration::from_secs(10)),
@@ -505,17 +502,15 @@ fn a_listed_client_is_denied_by_the_example_acl_and_a_reload_changes_the_verdict
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn haproxy_reaches_the_agent_over_a_unix_socket() {
     let _serial = serialized();
-    let dir = std::env::temp_dir().join(format!("spoa-haproxy-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (socket, scores) = (dir.join("spoa.sock"), dir.join("scores.txt"));
+    let dir = Dir::new("haproxy-unix");
+    let socket = dir.socket();
     // 127.0.0.1 is listed with a bad score; ::1 is in no list and gets the default.
-    std::fs::write(&scores, "127.0.0.1 5\n").unwrap();
+    let scores = dir.file("scores.txt", "127.0.0.1 5\n");
     let unix = format!("unix:{}", socket.display());
     for (label, bin) in haproxies() {
         for runtime in runtimes() {
@@ -566,7 +561,6 @@ fn haproxy_reaches_the_agent_over_a_unix_socket() {
             assert_the_listed_ipv4_client_denied_and_ipv6_allowed(&h, &context);
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Clients sending one request per connection through HAProxy (from IPv4 and IPv6 loopback in

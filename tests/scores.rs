@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,37 +18,6 @@ use spop_core::{
     Ack, Action, Arg, Frame, FrameId, FrameType, NotifyWriter, Scope, StreamId, TypedData,
 };
 use support::*;
-
-/// A directory for one test's files, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("spoa-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Replaces `path` the way operators should: write aside, rename over.
-    fn replace(&self, path: &Path, text: &str) {
-        let aside = self.0.join(".next");
-        std::fs::write(&aside, text).unwrap();
-        std::fs::rename(&aside, path).unwrap();
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn typed(ip: IpAddr) -> TypedData<'static> {
     match ip {

@@ -11,39 +11,12 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use spop_core::TypedData;
 use support::*;
-
-/// A directory of its own for each test's socket files, removed at the end.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "spoa-unix-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("spoa.sock")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The agent on 127.0.0.1 (port chosen by the system, for `Agent::addr`) and on `path`.
 fn start(runtime: &'static str, path: &Path, args: &[&str]) -> Agent {
@@ -69,7 +42,7 @@ fn ip() -> TypedData<'static> {
 #[test]
 fn a_notify_over_a_unix_socket_gets_an_ack_with_ip_score() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let agent = start(
             runtime,
             &dir.socket(),
@@ -93,7 +66,7 @@ fn a_notify_over_a_unix_socket_gets_an_ack_with_ip_score() {
 #[test]
 fn pipelined_notifies_over_a_unix_socket_are_all_answered() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let _agent = start(runtime, &dir.socket(), &[]);
         let mut s = session_unix(&dir.socket());
         const ROUNDS: u64 = 50;
@@ -124,7 +97,7 @@ fn pipelined_notifies_over_a_unix_socket_are_all_answered() {
 #[test]
 fn a_silent_unix_client_is_cut_at_the_hello_timeout() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let _agent = start(runtime, &dir.socket(), &["--hello-timeout", "300ms"]);
         let mut s = connect_unix(&dir.socket());
         let started = Instant::now();
@@ -142,7 +115,7 @@ fn a_silent_unix_client_is_cut_at_the_hello_timeout() {
 #[test]
 fn a_stale_socket_file_is_replaced_at_start_with_a_log_line() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         // A killed agent leaves its file: bound, nothing listening any more.
         drop(UnixListener::bind(dir.socket()).unwrap());
         assert!(fs::symlink_metadata(dir.socket()).is_ok());
@@ -160,7 +133,7 @@ fn a_stale_socket_file_is_replaced_at_start_with_a_log_line() {
 #[test]
 fn a_path_where_an_agent_listens_is_refused_and_that_agent_keeps_serving() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let _first = start(runtime, &dir.socket(), &[]);
         let unix = format!("unix:{}", dir.socket().display());
         let err = refused(&["-a", &unix]);
@@ -172,7 +145,7 @@ fn a_path_where_an_agent_listens_is_refused_and_that_agent_keeps_serving() {
 
 #[test]
 fn a_path_that_is_not_a_socket_is_refused_and_left_alone() {
-    let dir = Dir::new();
+    let dir = Dir::new("unix");
     fs::write(dir.socket(), "not a socket").unwrap();
     let unix = format!("unix:{}", dir.socket().display());
     let err = refused(&["-a", &unix]);
@@ -228,7 +201,7 @@ fn the_socket_file_gets_the_mode_and_owner_asked() {
             ("600", format!("{uid}:{gid}")),
             ("0666", format!(":{group}")),
         ] {
-            let dir = Dir::new();
+            let dir = Dir::new("unix");
             let agent = start(
                 runtime,
                 &dir.socket(),
@@ -259,7 +232,7 @@ fn the_socket_file_gets_the_mode_and_owner_asked() {
 #[test]
 fn the_socket_file_is_removed_when_the_agent_stops_on_sigterm() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let mut agent = start(runtime, &dir.socket(), &[]);
         let mut s = session_unix(&dir.socket());
         ping_pong(&mut s, &notify(1, 1, ip()), 2);
@@ -287,7 +260,7 @@ fn the_socket_file_is_removed_when_the_agent_stops_on_sigterm() {
 #[test]
 fn allow_from_does_not_block_unix_clients() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let agent = start(runtime, &dir.socket(), &["--allow-from", "192.0.2.0/24"]);
         let mut tcp = agent.connect();
         tcp.write_all(&hello(16380)).unwrap();
@@ -302,7 +275,7 @@ fn allow_from_does_not_block_unix_clients() {
 
 #[test]
 fn allow_from_with_only_unix_sockets_is_said_to_be_ignored() {
-    let dir = Dir::new();
+    let dir = Dir::new("unix");
     let unix = format!("unix:{}", dir.socket().display());
     let agent = Agent::start_on("std", &["-a", &unix], &["--allow-from", "192.0.2.0/24"]);
     assert!(
@@ -319,7 +292,7 @@ fn allow_from_with_only_unix_sockets_is_said_to_be_ignored() {
 #[test]
 fn a_unix_client_past_max_connections_is_refused_with_a_line_naming_the_socket() {
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let agent = start(runtime, &dir.socket(), &["--max-connections", "1"]);
         let mut first = session_unix(&dir.socket());
         let mut second = connect_unix(&dir.socket());
@@ -361,7 +334,7 @@ fn help_says_allow_from_does_not_apply_to_unix_sockets() {
 fn unix_addresses_and_permissions_come_from_the_environment() {
     let (_, _, uid, gid) = me();
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let unix = format!("127.0.0.1:0,unix:{}", dir.socket().display());
         let owner = format!("{uid}:{gid}");
         let _agent = Agent::start_env(
@@ -385,7 +358,7 @@ fn the_socket_file_of_an_agent_just_killed_is_taken_over_at_once() {
     // uring's listener outlives its killed process for a few milliseconds (the kernel tears the
     // ring down afterwards): a restart right after must still take the file over.
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         for round in 0..3 {
             let agent = start(runtime, &dir.socket(), &[]);
             let mut s = session_unix(&dir.socket());
@@ -402,7 +375,7 @@ fn the_socket_file_of_an_agent_just_killed_is_taken_over_at_once() {
 fn the_load_generator_drives_an_agent_on_a_unix_socket() {
     use spoa_loadgen::{LoadConfig, Shape};
     for runtime in runtimes() {
-        let dir = Dir::new();
+        let dir = Dir::new("unix");
         let _agent = start(runtime, &dir.socket(), &[]);
         let config = LoadConfig {
             warmup: Duration::ZERO,

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,49 @@ pub mod fdstore;
 pub mod inherit;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spoa");
+
+/// A directory of a test's own for its files and sockets (unique per process and call),
+/// removed at the end.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new(name: &str) -> Dir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "spoa-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    /// The path for the agent's Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.0.join("spoa.sock")
+    }
+
+    /// Writes `text` to a file `name` in the directory.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Replaces `path` the way operators should: write aside, rename over.
+    pub fn replace(&self, path: &Path, text: &str) {
+        let aside = self.0.join(".next");
+        std::fs::write(&aside, text).unwrap();
+        std::fs::rename(&aside, path).unwrap();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
