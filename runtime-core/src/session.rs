@@ -105,6 +105,8 @@ pub struct Session<const FRAG: usize = 0> {
     /// When the read that completed the first NOTIFY of the unwritten ACKs happened: the start
     /// of the NOTIFY-read to ACK-written time.
     batch_read: Option<Instant>,
+    /// Replies written behind could not be sent ([`Session::on_written_behind_failed`]).
+    behind_failed: bool,
 }
 
 impl<const FRAG: usize> Session<FRAG> {
@@ -164,6 +166,7 @@ impl<const FRAG: usize> Session<FRAG> {
             end: None,
             probe: config.metrics.open(),
             batch_read: None,
+            behind_failed: false,
         }
     }
 
@@ -274,10 +277,17 @@ impl<const FRAG: usize> Session<FRAG> {
     /// peer that did not read its replies in time, closed like one whose write timed out.
     pub fn on_written_behind_failed(&mut self, error: io::Error) {
         self.pending = 0;
+        self.behind_failed = true;
         match error.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => self.close(End::WriteStalled),
             _ => self.fail(error),
         }
+    }
+
+    /// Whether replies written behind failed to go out: the runtime then has nothing left to
+    /// flush at the close.
+    pub fn written_behind_failed(&self) -> bool {
+        self.behind_failed
     }
 
     /// The instant the current wait must end: the write deadline while replies are pending,
