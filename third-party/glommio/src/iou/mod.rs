@@ -80,6 +80,8 @@ pub use registrar::{Personality, Registrar};
 bitflags::bitflags! {
     /// [`IoUring`] initialization flags for advanced use cases.
     ///
+    // PATCH(spoa): `Clone`, `Copy`: a ring's setup is tried with one set of flags after another.
+    #[derive(Clone, Copy)]
     pub struct SetupFlags: u32 {
         /// Poll the IO context instead of defaulting to interrupt.
         const IOPOLL    = 1 << 0;   /* io_context is polled */
@@ -92,6 +94,17 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// PATCH(spoa): task work completing a request does not interrupt the task (no IPI):
+        /// it runs at the task's next entry into the kernel (Linux 5.19).
+        const COOP_TASKRUN = 1 << 8;
+        /// PATCH(spoa): the kernel sets `IORING_SQ_TASKRUN` in the submission ring's flags
+        /// while task work is pending, so the application knows to enter (Linux 5.19).
+        const TASKRUN_FLAG = 1 << 9;
+        /// PATCH(spoa): only the task that created the ring submits to it (Linux 6.0).
+        const SINGLE_ISSUER = 1 << 12;
+        /// PATCH(spoa): task work is deferred until the task enters the ring with
+        /// `IORING_ENTER_GETEVENTS`; needs `SINGLE_ISSUER` (Linux 6.1).
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 

@@ -960,6 +960,9 @@ impl UringCommon for PollRing {
 
 struct SleepableRing {
     ring: iou::IoUring,
+    /// PATCH(spoa): the ring was set up with `IORING_SETUP_TASKRUN_FLAG`: the kernel says in
+    /// the submission ring's flags when task work is pending (see `run_task_work`).
+    taskrun_flag: bool,
     size: usize,
     submission_queue: ReactorQueue,
     name: &'static str,
@@ -977,9 +980,34 @@ impl SleepableRing {
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
+        Self::with_setup(size, name, allocator, source_map, &[])
+    }
+
+    /// PATCH(spoa): a ring set up with the first of `setups` the kernel takes, or none of them
+    /// (a kernel fails a setup flag it does not know with `EINVAL`).
+    fn with_setup(
+        size: usize,
+        name: &'static str,
+        allocator: Rc<UringBufferAllocator>,
+        source_map: Rc<RefCell<SourceMap>>,
+        setups: &[iou::SetupFlags],
+    ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        let mut ring = None;
+        for flags in setups.iter().chain(&[iou::SetupFlags::empty()]) {
+            match iou::IoUring::new_with_flags(size as _, *flags, iou::SetupFeatures::empty()) {
+                Ok(made) => {
+                    ring = Some((made, *flags));
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !flags.is_empty() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (ring, flags) = ring.expect("a ring without setup flags is made or fails");
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
+            taskrun_flag: flags.contains(iou::SetupFlags::TASKRUN_FLAG),
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1215,6 +1243,41 @@ impl SleepableRing {
         self.consume_sqe_queue(&mut queue.submissions, false)
     }
 
+    /// PATCH(spoa): on a ring set up with `IORING_SETUP_TASKRUN_FLAG`, completions the kernel
+    /// finished as task work of this thread may not be in the completion queue yet: with
+    /// `IORING_SETUP_COOP_TASKRUN` the task is not interrupted to post them (they are posted
+    /// at its next entry into the kernel), with `IORING_SETUP_DEFER_TASKRUN` only an
+    /// `io_uring_enter` with `IORING_ENTER_GETEVENTS` posts them. The kernel then sets
+    /// `IORING_SQ_TASKRUN`: enter (without waiting) to have them posted. Returns whether it
+    /// entered.
+    fn run_task_work(&mut self) -> bool {
+        if !self.taskrun_flag {
+            return false;
+        }
+        let ring = self.ring.raw();
+        // SAFETY: `kflags` points into the submission ring the kernel mapped for this ring,
+        // which lives as long as `self.ring`; the kernel updates it atomically.
+        let flags = unsafe {
+            (*(ring.sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        if flags & uring_sys::IORING_SQ_TASKRUN == 0 {
+            return false;
+        }
+        // SAFETY: an io_uring_enter on our own ring descriptor that submits nothing and waits
+        // for nothing.
+        unsafe {
+            uring_sys::syscalls::io_uring_enter(
+                ring.ring_fd,
+                0,
+                0,
+                uring_sys::IORING_ENTER_GETEVENTS,
+                ptr::null(),
+            );
+        }
+        true
+    }
+
     /// PATCH(spoa): `can_sleep`, counting SQEs prepared but not submitted as fine: `sleep`
     /// submits them.
     fn can_sleep_submitting(&self) -> bool {
@@ -1279,8 +1342,14 @@ impl UringCommon for SleepableRing {
 
     fn consume_one_event(&mut self) -> Option<bool> {
         let source_map = self.source_map.clone();
+        // PATCH(spoa): an empty completion queue is only trusted once no task work is pending
+        // (see `run_task_work`).
+        let cqe = match self.ring.peek_for_cqe() {
+            None if self.run_task_work() => self.ring.peek_for_cqe(),
+            cqe => cqe,
+        };
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |source| match source.source_type {
                 SourceType::LinkRings => Some(()),
                 _ => None,
@@ -1425,11 +1494,34 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        // PATCH(spoa): the main ring, where the executor sleeps and which only this thread
+        // enters, defers the kernel's task work (a receive's completion once data came, a
+        // linked receive issued after its send) until the executor enters it for completions,
+        // instead of interrupting the thread (an IPI when it runs elsewhere in user code) to
+        // post them: see `SleepableRing::run_task_work`. The latency ring cannot defer: the
+        // main ring polls its descriptor, and a poll does not see deferred work (checked on
+        // Linux 6.18: a timeout that fired on a deferring ring left a poll of its descriptor
+        // waiting); it only stops signalling its task work by interrupt. Each falls back to the
+        // next setup on kernels that lack the flags.
+        use iou::SetupFlags as F;
+        let coop = F::COOP_TASKRUN | F::TASKRUN_FLAG;
+        let defer = F::SINGLE_ISSUER | F::DEFER_TASKRUN | F::TASKRUN_FLAG;
+        let (main_setup, lat_setup) = (&[defer, coop][..], &[coop][..]);
+        let main_ring = SleepableRing::with_setup(
+            ring_depth,
+            "main",
+            allocator.clone(),
+            source_map.clone(),
+            main_setup,
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
-        let mut latency_ring =
-            SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
+        let mut latency_ring = SleepableRing::with_setup(
+            ring_depth,
+            "latency",
+            allocator.clone(),
+            source_map.clone(),
+            lat_setup,
+        )?;
 
         match main_ring.registrar().register_buffers_by_ref(&registry) {
             Err(x) => warn!("Error: registering buffers in the main ring. Skipping{x:#?}"),
