@@ -37,7 +37,7 @@ use std::fmt::Debug;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pages::{Memory, Pages, HUGE_MIN};
+use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
@@ -307,6 +307,21 @@ pub struct Span<K> {
     pub len: u8,
     /// Score.
     pub score: u8,
+    /// Its place among the spans given to [`Ranges::build`] (set there): which of two equal
+    /// networks came later, after a sort that does not keep their order.
+    order: u32,
+}
+
+impl<K> Span<K> {
+    /// The network of `len` bits from `first`, scored `score`.
+    pub fn new(first: K, len: u8, score: u8) -> Self {
+        Span {
+            first,
+            len,
+            score,
+            order: 0,
+        }
+    }
 }
 
 impl<K: Key> Default for Ranges<K> {
@@ -317,31 +332,67 @@ impl<K: Key> Default for Ranges<K> {
 }
 
 /// The ranges while the index is built: `starts[i]..starts[i + 1]` has `scores[i]`;
-/// `starts[0]` is 0.
-struct Flat<K> {
-    starts: Vec<K>,
-    scores: Vec<u8>,
+/// `starts[0]` is 0. Filled in place (with run leaves, [`Key::LEAF`], they are kept); the last
+/// range is held aside until the next one starts, since a range that starts next to it may
+/// still change its score or merge into it.
+struct Flat<K: Key> {
+    starts: Filling<K>,
+    scores: Filling<u8>,
+    last: (K, u8),
 }
 
 impl<K: Key> Flat<K> {
     /// Starts a range of `score` at `at`, merging it with its neighbours where it can.
+    #[inline]
     fn mark(&mut self, at: K, score: u8) {
-        let n = self.starts.len();
-        if self.starts[n - 1] == at {
-            self.scores[n - 1] = score;
-            if n >= 2 && self.scores[n - 2] == score {
-                self.starts.pop();
-                self.scores.pop();
+        if self.last.0 == at {
+            self.last.1 = score;
+            if self.scores.last() == Some(score) {
+                if let (Some(start), Some(score)) = (self.starts.pop(), self.scores.pop()) {
+                    self.last = (start, score);
+                }
             }
-        } else if self.scores[n - 1] != score {
-            self.starts.push(at);
-            self.scores.push(score);
+        } else if self.last.1 != score {
+            self.starts.push(self.last.0);
+            self.scores.push(self.last.1);
+            self.last = (at, score);
         }
     }
 
+    /// All the ranges, the last one too.
+    fn finish(mut self) -> (Filling<K>, Filling<u8>) {
+        self.starts.push(self.last.0);
+        self.scores.push(self.last.1);
+        (self.starts, self.scores)
+    }
+}
+
+/// The ranges, read while the index is built.
+struct Sorted<'a, K> {
+    starts: &'a [K],
+    scores: &'a [u8],
+}
+
+impl<K: Key> Sorted<'_, K> {
     /// The range holding `key`, by binary search.
     fn range_of(&self, key: K) -> usize {
         self.starts.partition_point(|&s| s <= key) - 1
+    }
+
+    /// The range holding `key`, at or after range `from` (which starts at or below `key`):
+    /// galloping forward, for keys that come in order and mostly lie a range or two apart.
+    #[inline]
+    fn range_after(&self, from: usize, key: K) -> usize {
+        let (mut below, mut step) = (from, 1);
+        // `starts[below] <= key`; find a start above `key`, doubling the steps.
+        let mut above = from + 1;
+        while above < self.starts.len() && self.starts[above] <= key {
+            below = above;
+            above += step;
+            step *= 2;
+        }
+        let above = above.min(self.starts.len());
+        below + self.starts[below + 1..above].partition_point(|&s| s <= key)
     }
 
     /// The block of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys, if
@@ -369,8 +420,14 @@ impl<K: Key> Ranges<K> {
 
     /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
     fn build_placed(mut spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
-        // Stable: the same network keeps file order, so the last of a run is the later one.
-        spans.sort_by_key(|s| (s.first, s.len));
+        // The same network twice: the later one counts. Numbered here and sorted by network
+        // then number, so that the last of a run of equal networks is the later one, without
+        // a stable sort's buffer of half the spans. (Past 2^32 spans the numbers wrap: only
+        // which of two repeats wins could change then.)
+        for (order, s) in spans.iter_mut().enumerate() {
+            s.order = order as u32;
+        }
+        spans.sort_unstable_by_key(|s| (s.first, s.len, s.order));
         let total = spans.len();
         spans.dedup_by(|later, earlier| {
             let same = (later.first, later.len) == (earlier.first, earlier.len);
@@ -382,9 +439,14 @@ impl<K: Key> Ranges<K> {
         let repeats = total - spans.len();
         let networks = spans.len();
 
+        // Each network starts at most two ranges (at its first key and after its last), so
+        // the arrays are sized once. Kept with run leaves: built in their pages then.
+        let bound = 2 * networks + 1;
+        let placed = if K::LEAF > 0 { huge_min } else { usize::MAX };
         let mut flat = Flat {
-            starts: vec![K::default()],
-            scores: vec![NONE],
+            starts: Filling::new(bound, placed),
+            scores: Filling::new(bound, placed),
+            last: (K::default(), NONE),
         };
         // Networks holding the current position, innermost last: (last address, score).
         let mut open: Vec<(K, u8)> = Vec::new();
@@ -407,33 +469,36 @@ impl<K: Key> Ranges<K> {
             }
         }
         drop(spans);
+        let (starts, scores) = flat.finish();
+        let n = starts.len();
         let mut tree = Tree {
             index: Vec::new(),
-            blocks: Vec::new(),
+            // A block holds at least one start inside its bucket, and no two blocks' buckets
+            // overlap: at most one block per range but the first.
+            blocks: Filling::new(if K::LEAF == 0 { n - 1 } else { 0 }, huge_min),
             nodes: 0,
             key: std::marker::PhantomData,
         };
-        let (whole, n) = (flat.scores[0], flat.starts.len());
-        if K::LEAF == 0 {
-            // About one block per two ranges (2.3 with the benchmark's table): growing by
-            // doubling instead would hold up to twice the blocks' memory at the peak.
-            tree.blocks.reserve_exact(n / 2);
-        }
+        let sorted = Sorted {
+            starts: starts.as_slice(),
+            scores: scores.as_slice(),
+        };
+        let whole = sorted.scores[0];
         if n > 1 {
-            tree.node(&flat, 0, n - 1, ROOT_BITS);
+            tree.node(&sorted, 0, n - 1, ROOT_BITS);
         }
         let (starts, scores) = if K::LEAF > 0 {
-            (flat.starts, flat.scores)
+            (starts.seal(), scores.seal())
         } else {
-            // Freed before the arrays are copied into their pages, to keep the peak down.
-            drop(flat);
-            (Vec::new(), Vec::new())
+            // Freed before the index is copied into its pages, to keep the peak down.
+            drop((starts, scores));
+            (Pages::default(), Pages::default())
         };
         let r = Ranges {
-            blocks: Pages::with_threshold(tree.blocks, huge_min),
+            blocks: tree.blocks.seal(),
             index: Pages::with_threshold(tree.index, huge_min),
-            starts: Pages::with_threshold(starts, huge_min),
-            scores: Pages::with_threshold(scores, huge_min),
+            starts,
+            scores,
             whole,
             ranges: n,
             nodes: tree.nodes,
@@ -446,14 +511,14 @@ impl<K: Key> Ranges<K> {
 /// The index while it is built.
 struct Tree<K> {
     index: Vec<u32>,
-    blocks: Vec<Block>,
+    blocks: Filling<Block>,
     nodes: usize,
     key: std::marker::PhantomData<K>,
 }
 
 impl<K: Key> Tree<K> {
     /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
-    fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
+    fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
         let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
@@ -503,11 +568,14 @@ impl<K: Key> Tree<K> {
         let first_slot = self.index.len();
         self.index.resize(first_slot + buckets, 0);
         let step = K::from_bucket(1, shift);
+        // The buckets' first and last keys come in order: each bucket's ranges are found
+        // forward from the previous bucket's (one binary search per node, not two per bucket).
+        let mut bj = if buckets > 0 { flat.range_of(lo) } else { i };
         for b in 0..buckets {
             let first = lo.plus(K::from_bucket(b, shift));
             let last = first.plus(step.pred()).min(hi.pred());
-            let bi = flat.range_of(first);
-            let bj = flat.range_of(last);
+            let bi = flat.range_after(bj, first);
+            bj = flat.range_after(bi, last);
             let slot = if bi == bj {
                 SCORE | u32::from(flat.scores[bi])
             } else if K::LEAF > 0 && bj - bi < K::LEAF {
@@ -637,7 +705,7 @@ mod tests {
     use super::*;
 
     fn span(first: u32, len: u8, score: u8) -> Span<u32> {
-        Span { first, len, score }
+        Span::new(first, len, score)
     }
 
     /// Child pointers in the index: how many are [`DIRECT`], and all.
@@ -731,11 +799,7 @@ mod tests {
                 let noise = (u128::from(rng.rand_u64()) << 64 | u128::from(rng.rand_u64())) >> 48;
                 let len = if i % 3 == 0 { 64 } else { 128 };
                 let first = (base | noise) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                Span {
-                    first,
-                    len: len as u8,
-                    score: (i % 101) as u8,
-                }
+                Span::new(first, len as u8, (i % 101) as u8)
             })
             .collect();
         let (r, _) = Ranges::build(spans.clone());
@@ -766,11 +830,7 @@ mod tests {
         for key in [0, 0x00ff_ffff, 0x0100_0000, u32::MAX] {
             assert_eq!(r.lookup(key), brute(&spans, key), "{key:#x}");
         }
-        let (r, _) = Ranges::build(vec![Span {
-            first: u128::MAX,
-            len: 128,
-            score: 3,
-        }]);
+        let (r, _) = Ranges::build(vec![Span::new(u128::MAX, 128, 3)]);
         assert_eq!((r.lookup(u128::MAX - 1), r.lookup(u128::MAX)), (NONE, 3));
     }
 
@@ -888,7 +948,7 @@ mod tests {
                             let near = bases[b] ^ noise.checked_shr(128 - spread).unwrap_or(0);
                             let first =
                                 near & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                            Span { first, len, score }
+                            Span::new(first, len, score)
                         })
                         .collect()
                 })
@@ -907,7 +967,7 @@ mod tests {
                         let near =
                             (base & 0x8000_0000) ^ noise.checked_shr(32 - spread).unwrap_or(0);
                         let first = near & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                        Span { first, len, score }
+                        Span::new(first, len, score)
                     })
                     .collect()
             })
