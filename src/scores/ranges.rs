@@ -102,14 +102,20 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     fn read(words: &[u32]) -> Self;
     /// Appends the key's words.
     fn write(self, out: &mut Vec<u32>);
+    /// Sorts networks by first key, then length (the longer inside the shorter), then
+    /// [`Span::order`] (the later of two equal networks last).
+    fn sort(spans: &mut Vec<Span<Self>>);
 }
 
 macro_rules! key {
-    ($t:ty, $leaf:expr, $buckets:expr) => {
+    ($t:ty, $leaf:expr, $buckets:expr, $sort:path) => {
         impl Key for $t {
             const WORDS: usize = std::mem::size_of::<$t>() / 4;
             const LEAF: usize = $leaf;
             const BUCKETS: u32 = $buckets;
+            fn sort(spans: &mut Vec<Span<Self>>) {
+                $sort(spans)
+            }
             #[inline(always)]
             fn read(words: &[u32]) -> Self {
                 words[..Self::WORDS]
@@ -158,8 +164,56 @@ macro_rules! key {
     };
 }
 
-key!(u32, 16, 2);
-key!(u128, 0, 2);
+key!(u32, 16, 2, radix_sort);
+key!(u128, 0, 2, comparison_sort);
+
+/// [`Key::sort`] by comparisons, in place.
+fn comparison_sort<K: Key>(spans: &mut [Span<K>]) {
+    spans.sort_unstable_by_key(|s| (s.first, s.len, s.order));
+}
+
+/// [`Key::sort`] of IPv4 networks, by their 40-bit key (address, length) a digit of
+/// [`RADIX_BITS`] at a time, least significant first: four passes that each read and write
+/// the spans once (a comparison sort reads them some twenty times), into a second array as
+/// large. Each pass keeps the order of equal digits, so equal networks stay in file order.
+fn radix_sort(spans: &mut Vec<Span<u32>>) {
+    const DIGITS: usize = 40usize.div_ceil(RADIX_BITS as usize);
+    let key = |s: &Span<u32>| u64::from(s.first) << 8 | u64::from(s.len);
+    let digit =
+        |s: &Span<u32>, d: usize| (key(s) >> (RADIX_BITS as usize * d)) as usize & RADIX_MASK;
+    let mut counts = vec![[0usize; 1 << RADIX_BITS]; DIGITS];
+    for s in spans.iter() {
+        for (d, count) in counts.iter_mut().enumerate() {
+            count[digit(s, d)] += 1;
+        }
+    }
+    let mut from = std::mem::take(spans);
+    let mut to: Vec<Span<u32>> = Vec::new();
+    for (d, count) in counts.iter().enumerate() {
+        // A digit all spans share moves nothing.
+        if count.contains(&from.len()) {
+            continue;
+        }
+        let mut next = [0usize; 1 << RADIX_BITS];
+        let mut sum = 0;
+        for (next, &count) in next.iter_mut().zip(count.iter()) {
+            *next = sum;
+            sum += count;
+        }
+        to.resize(from.len(), Span::new(0, 0, 0));
+        for s in &from {
+            let b = digit(s, d);
+            to[next[b]] = *s;
+            next[b] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    *spans = from;
+}
+
+/// Bits of the key [`radix_sort`] sorts on in one pass (1,024 counters: they stay in cache).
+const RADIX_BITS: u32 = 10;
+const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 
 /// Where the child node a [`CHILD`] slot points to starts in [`Ranges::index`].
 #[inline(always)]
@@ -418,16 +472,16 @@ impl<K: Key> Ranges<K> {
         Self::build_placed(spans, HUGE_MIN)
     }
 
-    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
-    fn build_placed(mut spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
-        // The same network twice: the later one counts. Numbered here and sorted by network
-        // then number, so that the last of a run of equal networks is the later one, without
-        // a stable sort's buffer of half the spans. (Past 2^32 spans the numbers wrap: only
-        // which of two repeats wins could change then.)
+    /// The networks as disjoint ranges ([`Flat`]), their arrays in a map from `placed` bytes:
+    /// the ranges' starts and scores, how many distinct networks and how many repeats.
+    fn flatten(mut spans: Vec<Span<K>>, placed: usize) -> (Filling<K>, Filling<u8>, usize, usize) {
+        // The same network twice: the later one counts. Numbered here, so that the last of a
+        // run of equal networks after [`Key::sort`] is the later one. (Past 2^32 spans the
+        // numbers wrap: only which of two repeats wins could change then.)
         for (order, s) in spans.iter_mut().enumerate() {
             s.order = order as u32;
         }
-        spans.sort_unstable_by_key(|s| (s.first, s.len, s.order));
+        K::sort(&mut spans);
         let total = spans.len();
         spans.dedup_by(|later, earlier| {
             let same = (later.first, later.len) == (earlier.first, earlier.len);
@@ -436,13 +490,11 @@ impl<K: Key> Ranges<K> {
             }
             same
         });
-        let repeats = total - spans.len();
         let networks = spans.len();
 
         // Each network starts at most two ranges (at its first key and after its last), so
-        // the arrays are sized once. Kept with run leaves: built in their pages then.
+        // the arrays are sized once.
         let bound = 2 * networks + 1;
-        let placed = if K::LEAF > 0 { huge_min } else { usize::MAX };
         let mut flat = Flat {
             starts: Filling::new(bound, placed),
             scores: Filling::new(bound, placed),
@@ -470,6 +522,14 @@ impl<K: Key> Ranges<K> {
         }
         drop(spans);
         let (starts, scores) = flat.finish();
+        (starts, scores, networks, total - networks)
+    }
+
+    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
+    fn build_placed(spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
+        // Kept with run leaves: built in their pages then.
+        let placed = if K::LEAF > 0 { huge_min } else { usize::MAX };
+        let (starts, scores, networks, repeats) = Self::flatten(spans, placed);
         let n = starts.len();
         let mut tree = Tree {
             index: Vec::new(),
@@ -569,16 +629,29 @@ impl<K: Key> Tree<K> {
         self.index.resize(first_slot + buckets, 0);
         let step = K::from_bucket(1, shift);
         // The buckets' first and last keys come in order: each bucket's ranges are found
-        // forward from the previous bucket's (one binary search per node, not two per bucket).
+        // forward from the previous bucket's (one binary search per node, not two per bucket),
+        // and the buckets that lie inside one range up to the next range's start are filled
+        // at once.
         let mut bj = if buckets > 0 { flat.range_of(lo) } else { i };
-        for b in 0..buckets {
+        let mut b = 0;
+        while b < buckets {
             let first = lo.plus(K::from_bucket(b, shift));
-            let last = first.plus(step.pred()).min(hi.pred());
             let bi = flat.range_after(bj, first);
-            bj = flat.range_after(bi, last);
-            let slot = if bi == bj {
-                SCORE | u32::from(flat.scores[bi])
-            } else if K::LEAF > 0 && bj - bi < K::LEAF {
+            // The first bucket past range `bi`: the one range `bi + 1` starts in, unless that
+            // is the node's end (`first < hi`, so `bi < j`).
+            let next = match bi + 1 {
+                end if end == j => buckets,
+                after => flat.starts[after].minus(lo).bucket(shift),
+            };
+            if next > b {
+                self.index[first_slot + b..first_slot + next]
+                    .fill(SCORE | u32::from(flat.scores[bi]));
+                (b, bj) = (next, bi);
+                continue;
+            }
+            let last = first.plus(step.pred()).min(hi.pred());
+            bj = flat.range_after(bi + 1, last);
+            let slot = if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
                 self.blocks.push(block);
@@ -587,6 +660,7 @@ impl<K: Key> Tree<K> {
                 self.node(flat, bi, bj, CHILD_BITS)
             };
             self.index[first_slot + b] = slot;
+            b += 1;
         }
         pointer
     }
@@ -708,28 +782,63 @@ mod tests {
         Span::new(first, len, score)
     }
 
+    /// The bucket slots of the node at `at` in [`Ranges::index`].
+    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> &[u32] {
+        let node = &r.index.as_slice()[at..];
+        let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
+        let buckets = match lo == hi {
+            true => 0,
+            false => hi.pred().minus(lo).bucket(node[SHIFT]) + 1,
+        };
+        &node[LO + 2 * K::WORDS..][..buckets]
+    }
+
+    /// Every index node, by its place in [`Ranges::index`].
+    fn nodes<K: Key>(r: &Ranges<K>) -> Vec<usize> {
+        fn walk<K: Key>(r: &Ranges<K>, at: usize, out: &mut Vec<usize>) {
+            out.push(at);
+            for &s in slots(r, at).iter().filter(|&&s| s & CHILD != 0) {
+                walk(r, child_at(s), out);
+            }
+        }
+        let mut out = Vec::new();
+        if !r.index.as_slice().is_empty() {
+            walk(r, 0, &mut out);
+        }
+        out
+    }
+
     /// Child pointers in the index: how many are [`DIRECT`], and all.
     fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
-        fn walk<K: Key>(r: &Ranges<K>, at: usize, counts: &mut (usize, usize)) {
+        let pointers: Vec<u32> = nodes(r)
+            .into_iter()
+            .flat_map(|at| slots(r, at).to_vec())
+            .filter(|&s| s & CHILD != 0)
+            .collect();
+        let direct = pointers.iter().filter(|&&s| s & DIRECT != 0).count();
+        (direct, pointers.len())
+    }
+
+    /// Every bucket of every node holds a score exactly when it lies inside one range (its
+    /// first and last key found in the ranges by binary search), and then that range's score.
+    fn assert_scores_where_one_range<K: Key>(spans: &[Span<K>]) {
+        let (starts, scores, ..) = Ranges::flatten(spans.to_vec(), usize::MAX);
+        let (starts, scores) = (starts.as_slice(), scores.as_slice());
+        let range_of = |key: K| starts.partition_point(|&s| s <= key) - 1;
+        let (r, _) = Ranges::build_placed(spans.to_vec(), usize::MAX);
+        for at in nodes(&r) {
             let node = &r.index.as_slice()[at..];
+            let shift = node[SHIFT];
             let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
-            if lo == hi {
-                return;
-            }
-            let buckets = hi.pred().minus(lo).bucket(node[SHIFT]) + 1;
-            for &s in &node[LO + 2 * K::WORDS..][..buckets] {
-                if s & CHILD != 0 {
-                    counts.0 += usize::from(s & DIRECT != 0);
-                    counts.1 += 1;
-                    walk(r, child_at(s), counts);
-                }
+            for (b, &slot) in slots(&r, at).iter().enumerate() {
+                let first = lo.plus(K::from_bucket(b, shift));
+                let last = first.plus(K::from_bucket(1, shift).pred()).min(hi.pred());
+                let (i, j) = (range_of(first), range_of(last));
+                let score = (slot & CHILD == 0 && slot & SCORE != 0).then_some(slot as u8);
+                let want = (i == j).then_some(scores[i]);
+                assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
             }
         }
-        let mut counts = (0, 0);
-        if !r.index.as_slice().is_empty() {
-            walk(r, 0, &mut counts);
-        }
-        counts
     }
 
     /// The longest network holding `key`, by brute force.
@@ -766,6 +875,7 @@ mod tests {
                 .collect();
             let (r, _) = Ranges::build(spans.clone());
             assert!(r.shape().1 >= 2, "round {round}: child nodes exercised");
+            assert_scores_where_one_range(&spans);
             let (direct, all) = children(&r);
             assert!(
                 direct > 0,
@@ -805,6 +915,7 @@ mod tests {
         let (r, _) = Ranges::build(spans.clone());
         let (direct, all) = children(&r);
         assert!(direct * 2 > all, "{direct} of {all} children direct");
+        assert_scores_where_one_range(&spans);
         // A single address is the longest network holding itself (the /64s may repeat).
         for s in spans.iter().filter(|s| s.len == 128) {
             assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
@@ -909,6 +1020,7 @@ mod tests {
         /// Lookups match the brute force, with the arrays on the heap and in maps (huge pages
         /// where the kernel gives them).
         fn check<K: Key>(spans: Vec<Span<K>>, extra: &[K]) -> Result<(), TestCaseError> {
+            super::assert_scores_where_one_range(&spans);
             let (heap, _) = Ranges::build_placed(spans.clone(), usize::MAX);
             let (mapped, _) = Ranges::build_placed(spans.clone(), 0);
             prop_assert_eq!(heap.memory().huge + heap.memory().small, 0);
@@ -982,6 +1094,25 @@ mod tests {
                 extra in proptest::collection::vec(any::<u128>(), 0..64),
             ) {
                 check(spans, &[&extra[..], &[0, u128::MAX]].concat())?;
+            }
+
+            /// Equal networks too (the spans are taken twice, scored apart), which stay in
+            /// file order.
+            #[test]
+            fn ipv4_networks_sort_by_radix_as_by_comparisons(spans in v4_spans()) {
+                let again = spans.iter().map(|s| Span::new(s.first, s.len, s.score / 2));
+                let mut spans: Vec<Span<u32>> = spans.iter().copied().chain(again).collect();
+                for (order, s) in spans.iter_mut().enumerate() {
+                    s.order = order as u32;
+                }
+                let mut by_radix = spans.clone();
+                radix_sort(&mut by_radix);
+                comparison_sort(&mut spans);
+                let fields = |s: &Span<u32>| (s.first, s.len, s.order, s.score);
+                prop_assert_eq!(
+                    by_radix.iter().map(fields).collect::<Vec<_>>(),
+                    spans.iter().map(fields).collect::<Vec<_>>()
+                );
             }
 
             #[test]
