@@ -82,7 +82,7 @@ run() { # runtime mode round
     wait "$pid" 2>/dev/null || true
     reloads=$(grep -c 'scores reloaded' "$log" || true)
     local row; row=$(grep "| 4x16 |" "$out/load-$rt-$mode-$round.md" || echo "| $addr | 4x16 | – | – | – | – | – | – | – | ? | – | – |")
-    local took; took=$( (grep -o 'in [0-9]* ms, [0-9.]* MiB; lookups' "$log" || true) | awk '{s+=$2} END {if (NR) printf "%.0f", s/NR; else printf "-"}')
+    local took; took=$( (grep -o 'in [0-9]* ms, [0-9.]* MiB[^;]*; lookups' "$log" || true) | awk '{s+=$2} END {if (NR) printf "%.0f", s/NR; else printf "-"}')
     # Columns: runtime shape ACKs/s %canned p50 p90 p99 p99.9 max errors ...
     echo "$row" | awk -F'|' -v rt="$rt" -v mode="$mode" -v round="$round" -v reloads="$reloads" -v took="$took" \
         '{gsub(/ /, "", $4); gsub(/ /, "", $6); gsub(/ /, "", $8); gsub(/ /, "", $9); gsub(/ /, "", $10); gsub(/ /, "", $11);

@@ -4,20 +4,23 @@
 //! With 4 KiB pages each read is also a TLB miss, and on a virtual machine the page walk it
 //! starts reads memory of its own (guest and host tables): on the build machine a random read
 //! through 12 MiB took 120 to 150 ns with 4 KiB pages and 80 to 127 ns with 2 MiB ones. So an
-//! array of [`HUGE_MIN`] or more is copied, once built, into an anonymous map advised
-//! `MADV_HUGEPAGE` (transparent huge pages in `madvise` mode, the common default), aligned on
-//! 2 MiB so that every 2 MiB of it can be one page; its last part, under 2 MiB, stays on base
-//! pages so that the memory held is not rounded up. Smaller arrays stay on the heap.
+//! array of [`HUGE_MIN`] or more lives in an anonymous map advised `MADV_HUGEPAGE` (transparent
+//! huge pages in `madvise` mode, the common default), aligned on 2 MiB so that every 2 MiB of it
+//! can be one page; its last part, under 2 MiB, is on base pages so that the memory held is not
+//! rounded up. Smaller arrays stay on the heap. An array whose largest size is known before it
+//! is built is written straight into its map ([`Filling`]); others are copied there once built
+//! ([`Pages::new`]).
 //!
 //! Where huge pages are unavailable (no transparent huge pages in the kernel, the advice
 //! refused, the map refused) the array keeps working on 4 KiB pages or on the heap: the table
-//! says which in [`Backing`], and the reload log line shows it. No `unsafe` here: `memmap2`
-//! maps and advises, `bytemuck` views the bytes as `T` (plain data, checked alignment).
+//! says which in [`Backing`], and the reload log line shows it. `memmap2` maps and advises,
+//! `bytemuck` views the bytes as `T` (plain data, checked alignment); the one `unsafe` gives
+//! back the huge page a filled array's tail was first written on ([`Filling::seal`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytemuck::Pod;
-use memmap2::{Advice, MmapMut};
+use memmap2::{Advice, MmapMut, MmapOptions, UncheckedAdvice};
 
 /// Bytes held in maps by every [`Pages`] of the process (their [`Pages::mem_size`]).
 static MAPPED: AtomicUsize = AtomicUsize::new(0);
@@ -200,6 +203,216 @@ impl<T: Pod> Pages<T> {
     }
 }
 
+/// An array written in place, then sealed as [`Pages`]: built in the map it is read from, not
+/// on the heap and copied, so that its memory is zeroed once (by the kernel) and held once.
+///
+/// The map reserves address space for the largest the array can become (a bound the caller
+/// knows, often twice the size it ends at); only the pages written take memory. Its whole huge
+/// pages are advised huge from the start; the last part, under 2 MiB, is moved to base pages when
+/// the array is sealed ([`Filling::seal`]), as [`Pages::new`] places it. An array that ends under
+/// the threshold is copied to the heap then, and one whose bound is under it is built there.
+#[derive(Debug)]
+pub struct Filling<T: Pod> {
+    storage: Filled<T>,
+    threshold: usize,
+}
+
+#[derive(Debug)]
+enum Filled<T> {
+    Heap(Vec<T>),
+    /// The array is `map[start..]`, `len` items of at most `capacity`; `counted` bytes of the map
+    /// are in [`MAPPED`] (the huge pages the array has reached).
+    Mapped {
+        map: MmapMut,
+        start: usize,
+        len: usize,
+        capacity: usize,
+        counted: usize,
+        /// Bytes from `start` advised huge, and whether the kernel took the advice.
+        huge: usize,
+        advised: Result<(), String>,
+    },
+}
+
+impl<T: Pod> Filling<T> {
+    /// An empty array that will hold at most `capacity` items, in a map if they can take
+    /// `threshold` bytes or more.
+    pub fn new(capacity: usize, threshold: usize) -> Self {
+        let bytes = capacity.saturating_mul(std::mem::size_of::<T>());
+        let heap = |capacity| Filling {
+            storage: Filled::Heap(Vec::with_capacity(capacity)),
+            threshold,
+        };
+        if bytes == 0 || bytes < threshold {
+            return heap(capacity);
+        }
+        // Reserved, not committed: the pages never written are never backed.
+        let Ok(map) = MmapOptions::new()
+            .len(bytes + HUGE_PAGE)
+            .no_reserve_swap()
+            .map_anon()
+        else {
+            log::warn!("scores: no memory map of {bytes} bytes, table array built on the heap");
+            return heap(0);
+        };
+        let start = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
+        let huge = bytes / HUGE_PAGE * HUGE_PAGE;
+        let advised = match huge {
+            0 => Ok(()),
+            _ => map
+                .advise_range(Advice::HugePage, start, huge)
+                .map_err(|e| format!("huge page advice refused: {e}")),
+        };
+        let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
+        Filling {
+            storage: Filled::Mapped {
+                map,
+                start,
+                len: 0,
+                capacity,
+                counted: 0,
+                huge,
+                advised,
+            },
+            threshold,
+        }
+    }
+
+    /// The items so far.
+    pub fn as_slice(&self) -> &[T] {
+        match &self.storage {
+            Filled::Heap(v) => v,
+            Filled::Mapped {
+                map, start, len, ..
+            } => bytemuck::cast_slice(&map[*start..*start + len * std::mem::size_of::<T>()]),
+        }
+    }
+
+    /// Items so far.
+    pub fn len(&self) -> usize {
+        match &self.storage {
+            Filled::Heap(v) => v.len(),
+            Filled::Mapped { len, .. } => *len,
+        }
+    }
+
+    /// Appends `item`; past the capacity given to [`Filling::new`], panics (a caller's bug).
+    #[inline]
+    pub fn push(&mut self, item: T) {
+        match &mut self.storage {
+            Filled::Heap(v) => v.push(item),
+            Filled::Mapped {
+                map,
+                start,
+                len,
+                capacity,
+                counted,
+                ..
+            } => {
+                assert!(*len < *capacity, "a table array grew past its bound");
+                let size = std::mem::size_of::<T>();
+                let at = *start + *len * size;
+                map[at..at + size].copy_from_slice(bytemuck::bytes_of(&item));
+                *len += 1;
+                // The huge pages reached so far count as held (for the benchmark's peak).
+                if *len * size > *counted {
+                    let reached = (*len * size).next_multiple_of(HUGE_PAGE);
+                    MAPPED.fetch_add(reached - *counted, Ordering::Relaxed);
+                    *counted = reached;
+                }
+            }
+        }
+    }
+
+    /// The last item.
+    #[inline]
+    pub fn last(&self) -> Option<T> {
+        match &self.storage {
+            Filled::Heap(v) => v.last().copied(),
+            Filled::Mapped {
+                map, start, len, ..
+            } => {
+                let size = std::mem::size_of::<T>();
+                let at = *start + len.checked_sub(1)? * size;
+                Some(bytemuck::pod_read_unaligned(&map[at..at + size]))
+            }
+        }
+    }
+
+    /// Removes the last item.
+    pub fn pop(&mut self) -> Option<T> {
+        match &mut self.storage {
+            Filled::Heap(v) => v.pop(),
+            Filled::Mapped {
+                map, start, len, ..
+            } => {
+                *len = len.checked_sub(1)?;
+                let size = std::mem::size_of::<T>();
+                let at = *start + *len * size;
+                Some(bytemuck::pod_read_unaligned(&map[at..at + size]))
+            }
+        }
+    }
+
+    /// The array, read-only from now on, where [`Pages::new`] would place it.
+    pub fn seal(self) -> Pages<T> {
+        let (mut map, start, len, counted, advised_huge, advised) = match self.storage {
+            Filled::Heap(items) => return Pages::placed(items, usize::MAX, None),
+            Filled::Mapped {
+                map,
+                start,
+                len,
+                counted,
+                huge,
+                advised,
+                ..
+            } => (map, start, len, counted, huge, advised),
+        };
+        MAPPED.fetch_sub(counted, Ordering::Relaxed);
+        let bytes = len * std::mem::size_of::<T>();
+        if bytes == 0 || bytes < self.threshold {
+            let items = bytemuck::cast_slice(&map[start..start + bytes]).to_vec();
+            return Pages::placed(items, usize::MAX, None);
+        }
+        let thp = thp_mode();
+        let (huge, tail) = split(bytes);
+        let on_huge_pages = advised.is_ok() && thp.as_deref() != Some("never");
+        if tail > 0 && on_huge_pages && huge + HUGE_PAGE <= advised_huge {
+            // The last huge page the array reached is only partly used: that part is copied
+            // out, the page given back, and the part written again on base pages.
+            let part = map[start + huge..start + bytes].to_vec();
+            let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
+            // SAFETY: the range is inside this map, which nothing else refers to (no slice of
+            // it is alive: `self` was taken by value), and the map is anonymous and private,
+            // so the advice only makes the range read as zeros again, overwritten below.
+            let freed = unsafe {
+                map.unchecked_advise_range(UncheckedAdvice::DontNeed, start + huge, HUGE_PAGE)
+            };
+            match freed {
+                Ok(()) => map[start + huge..start + bytes].copy_from_slice(&part),
+                // Left as it was: the array reads the same, from one more huge page.
+                Err(e) => log::debug!("scores: a table array's last huge page kept: {e}"),
+            }
+        }
+        let backing = match (advised, thp) {
+            (Err(why), _) => Backing::Small(why),
+            (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
+                "transparent huge pages are off ({THP_MODE}: never)"
+            )),
+            (Ok(()), _) => Backing::Huge,
+        };
+        MAPPED.fetch_add(huge + tail, Ordering::Relaxed);
+        Pages {
+            storage: Storage::Mapped {
+                map,
+                start,
+                end: start + bytes,
+            },
+            backing,
+        }
+    }
+}
+
 /// `len` bytes as the whole huge pages they fill and the rest, rounded up to base pages.
 fn split(len: usize) -> (usize, usize) {
     let huge = len / HUGE_PAGE * HUGE_PAGE;
@@ -320,18 +533,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn large_arrays_are_on_huge_pages_where_the_kernel_gives_them() {
-        let items = numbers(300_000); // 4.6 MiB: two huge pages and a tail on base pages
-        let pages = Pages::new(items.clone());
-        assert_eq!(pages.as_slice(), &items[..]);
+    /// 300,000 items (4.6 MiB) read back, and placed on two huge pages and a tail on base
+    /// pages where the kernel gives huge pages, on base pages only where it does not.
+    fn assert_on_two_huge_pages_and_a_tail(pages: &Pages<u128>, items: &[u128]) {
+        assert_eq!(pages.as_slice(), items);
         let at = pages.as_slice().as_ptr() as usize;
         assert_eq!(at % HUGE_PAGE, 0, "aligned on a huge page");
+        assert_eq!(pages.mem_size(), (300_000 * 16usize).next_multiple_of(4096));
         match thp_mode().as_deref() {
             Some("always" | "madvise") => {
                 assert_eq!(pages.backing(), &Backing::Huge);
                 assert_eq!(pages.huge_size(), 2 * HUGE_PAGE);
-                assert_eq!(pages.mem_size(), (300_000 * 16usize).next_multiple_of(4096));
                 // The kernel may fall back to base pages when it has no free huge page (memory
                 // fragmented); on a machine with memory to spare it gives them.
                 let kb = huge_kb_at(at).expect("the mapping in /proc/self/smaps");
@@ -342,6 +554,63 @@ mod tests {
                 "THP mode {mode:?}: {:?}",
                 pages.backing()
             ),
+        }
+    }
+
+    #[test]
+    fn large_arrays_are_on_huge_pages_where_the_kernel_gives_them() {
+        let items = numbers(300_000);
+        assert_on_two_huge_pages_and_a_tail(&Pages::new(items.clone()), &items);
+    }
+
+    fn filled(items: &[u128], capacity: usize, threshold: usize) -> Pages<u128> {
+        let mut filling = Filling::new(capacity, threshold);
+        for &item in items {
+            filling.push(item);
+        }
+        assert_eq!(filling.as_slice(), items);
+        filling.seal()
+    }
+
+    /// The tail, first written on a third huge page, ends on base pages.
+    #[test]
+    fn an_array_filled_in_its_map_ends_on_huge_pages_and_its_tail_on_base_pages() {
+        let items = numbers(300_000);
+        let bound = 2_000_000; // 32 MiB
+        assert_on_two_huge_pages_and_a_tail(&filled(&items, bound, HUGE_MIN), &items);
+    }
+
+    #[test]
+    fn arrays_filled_under_the_threshold_end_on_the_heap() {
+        let items = numbers(1000);
+        let small_bound = filled(&items, 1000, HUGE_MIN);
+        let large_bound = filled(&items, 1_000_000, HUGE_MIN);
+        for pages in [small_bound, large_bound] {
+            assert_eq!(pages.backing(), &Backing::Heap);
+            assert_eq!(pages.as_slice(), &items[..]);
+            assert_eq!(pages.mem_size(), 1000 * 16);
+        }
+        let empty = filled(&[], 1_000_000, 0);
+        assert_eq!(
+            (empty.backing(), empty.as_slice()),
+            (&Backing::Heap, &[][..])
+        );
+    }
+
+    #[test]
+    fn a_filling_array_gives_back_its_last_items() {
+        for threshold in [0, usize::MAX] {
+            let mut filling = Filling::new(10, threshold);
+            assert_eq!((filling.last(), filling.pop()), (None, None));
+            for i in 1..=3u32 {
+                filling.push(i);
+            }
+            assert_eq!(
+                (filling.last(), filling.pop(), filling.len()),
+                (Some(3), Some(3), 2)
+            );
+            filling.push(7);
+            assert_eq!(filling.seal().as_slice(), &[1, 2, 7]);
         }
     }
 }

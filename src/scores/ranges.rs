@@ -37,7 +37,7 @@ use std::fmt::Debug;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pages::{Memory, Pages, HUGE_MIN};
+use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
@@ -102,14 +102,20 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     fn read(words: &[u32]) -> Self;
     /// Appends the key's words.
     fn write(self, out: &mut Vec<u32>);
+    /// Sorts networks by first key, then length (the longer inside the shorter), then
+    /// [`Span::order`] (the later of two equal networks last).
+    fn sort(spans: &mut Vec<Span<Self>>);
 }
 
 macro_rules! key {
-    ($t:ty, $leaf:expr, $buckets:expr) => {
+    ($t:ty, $leaf:expr, $buckets:expr, $sort:path) => {
         impl Key for $t {
             const WORDS: usize = std::mem::size_of::<$t>() / 4;
             const LEAF: usize = $leaf;
             const BUCKETS: u32 = $buckets;
+            fn sort(spans: &mut Vec<Span<Self>>) {
+                $sort(spans)
+            }
             #[inline(always)]
             fn read(words: &[u32]) -> Self {
                 words[..Self::WORDS]
@@ -158,8 +164,56 @@ macro_rules! key {
     };
 }
 
-key!(u32, 16, 2);
-key!(u128, 0, 2);
+key!(u32, 16, 2, radix_sort);
+key!(u128, 0, 2, comparison_sort);
+
+/// [`Key::sort`] by comparisons, in place.
+fn comparison_sort<K: Key>(spans: &mut [Span<K>]) {
+    spans.sort_unstable_by_key(|s| (s.first, s.len, s.order));
+}
+
+/// [`Key::sort`] of IPv4 networks, by their 40-bit key (address, length) a digit of
+/// [`RADIX_BITS`] at a time, least significant first: four passes that each read and write
+/// the spans once (a comparison sort reads them some twenty times), into a second array as
+/// large. Each pass keeps the order of equal digits, so equal networks stay in file order.
+fn radix_sort(spans: &mut Vec<Span<u32>>) {
+    const DIGITS: usize = 40usize.div_ceil(RADIX_BITS as usize);
+    let key = |s: &Span<u32>| u64::from(s.first) << 8 | u64::from(s.len);
+    let digit =
+        |s: &Span<u32>, d: usize| (key(s) >> (RADIX_BITS as usize * d)) as usize & RADIX_MASK;
+    let mut counts = vec![[0usize; 1 << RADIX_BITS]; DIGITS];
+    for s in spans.iter() {
+        for (d, count) in counts.iter_mut().enumerate() {
+            count[digit(s, d)] += 1;
+        }
+    }
+    let mut from = std::mem::take(spans);
+    let mut to: Vec<Span<u32>> = Vec::new();
+    for (d, count) in counts.iter().enumerate() {
+        // A digit all spans share moves nothing.
+        if count.contains(&from.len()) {
+            continue;
+        }
+        let mut next = [0usize; 1 << RADIX_BITS];
+        let mut sum = 0;
+        for (next, &count) in next.iter_mut().zip(count.iter()) {
+            *next = sum;
+            sum += count;
+        }
+        to.resize(from.len(), Span::new(0, 0, 0));
+        for s in &from {
+            let b = digit(s, d);
+            to[next[b]] = *s;
+            next[b] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    *spans = from;
+}
+
+/// Bits of the key [`radix_sort`] sorts on in one pass (1,024 counters: they stay in cache).
+const RADIX_BITS: u32 = 10;
+const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 
 /// Where the child node a [`CHILD`] slot points to starts in [`Ranges::index`].
 #[inline(always)]
@@ -307,6 +361,21 @@ pub struct Span<K> {
     pub len: u8,
     /// Score.
     pub score: u8,
+    /// Its place among the spans given to [`Ranges::build`] (set there): which of two equal
+    /// networks came later, after a sort that does not keep their order.
+    order: u32,
+}
+
+impl<K> Span<K> {
+    /// The network of `len` bits from `first`, scored `score`.
+    pub fn new(first: K, len: u8, score: u8) -> Self {
+        Span {
+            first,
+            len,
+            score,
+            order: 0,
+        }
+    }
 }
 
 impl<K: Key> Default for Ranges<K> {
@@ -317,31 +386,67 @@ impl<K: Key> Default for Ranges<K> {
 }
 
 /// The ranges while the index is built: `starts[i]..starts[i + 1]` has `scores[i]`;
-/// `starts[0]` is 0.
-struct Flat<K> {
-    starts: Vec<K>,
-    scores: Vec<u8>,
+/// `starts[0]` is 0. Filled in place (with run leaves, [`Key::LEAF`], they are kept); the last
+/// range is held aside until the next one starts, since a range that starts next to it may
+/// still change its score or merge into it.
+struct Flat<K: Key> {
+    starts: Filling<K>,
+    scores: Filling<u8>,
+    last: (K, u8),
 }
 
 impl<K: Key> Flat<K> {
     /// Starts a range of `score` at `at`, merging it with its neighbours where it can.
+    #[inline]
     fn mark(&mut self, at: K, score: u8) {
-        let n = self.starts.len();
-        if self.starts[n - 1] == at {
-            self.scores[n - 1] = score;
-            if n >= 2 && self.scores[n - 2] == score {
-                self.starts.pop();
-                self.scores.pop();
+        if self.last.0 == at {
+            self.last.1 = score;
+            if self.scores.last() == Some(score) {
+                if let (Some(start), Some(score)) = (self.starts.pop(), self.scores.pop()) {
+                    self.last = (start, score);
+                }
             }
-        } else if self.scores[n - 1] != score {
-            self.starts.push(at);
-            self.scores.push(score);
+        } else if self.last.1 != score {
+            self.starts.push(self.last.0);
+            self.scores.push(self.last.1);
+            self.last = (at, score);
         }
     }
 
+    /// All the ranges, the last one too.
+    fn finish(mut self) -> (Filling<K>, Filling<u8>) {
+        self.starts.push(self.last.0);
+        self.scores.push(self.last.1);
+        (self.starts, self.scores)
+    }
+}
+
+/// The ranges, read while the index is built.
+struct Sorted<'a, K> {
+    starts: &'a [K],
+    scores: &'a [u8],
+}
+
+impl<K: Key> Sorted<'_, K> {
     /// The range holding `key`, by binary search.
     fn range_of(&self, key: K) -> usize {
         self.starts.partition_point(|&s| s <= key) - 1
+    }
+
+    /// The range holding `key`, at or after range `from` (which starts at or below `key`):
+    /// galloping forward, for keys that come in order and mostly lie a range or two apart.
+    #[inline]
+    fn range_after(&self, from: usize, key: K) -> usize {
+        let (mut below, mut step) = (from, 1);
+        // `starts[below] <= key`; find a start above `key`, doubling the steps.
+        let mut above = from + 1;
+        while above < self.starts.len() && self.starts[above] <= key {
+            below = above;
+            above += step;
+            step *= 2;
+        }
+        let above = above.min(self.starts.len());
+        below + self.starts[below + 1..above].partition_point(|&s| s <= key)
     }
 
     /// The block of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys, if
@@ -367,10 +472,16 @@ impl<K: Key> Ranges<K> {
         Self::build_placed(spans, HUGE_MIN)
     }
 
-    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
-    fn build_placed(mut spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
-        // Stable: the same network keeps file order, so the last of a run is the later one.
-        spans.sort_by_key(|s| (s.first, s.len));
+    /// The networks as disjoint ranges ([`Flat`]), their arrays in a map from `placed` bytes:
+    /// the ranges' starts and scores, how many distinct networks and how many repeats.
+    fn flatten(mut spans: Vec<Span<K>>, placed: usize) -> (Filling<K>, Filling<u8>, usize, usize) {
+        // The same network twice: the later one counts. Numbered here, so that the last of a
+        // run of equal networks after [`Key::sort`] is the later one. (Past 2^32 spans the
+        // numbers wrap: only which of two repeats wins could change then.)
+        for (order, s) in spans.iter_mut().enumerate() {
+            s.order = order as u32;
+        }
+        K::sort(&mut spans);
         let total = spans.len();
         spans.dedup_by(|later, earlier| {
             let same = (later.first, later.len) == (earlier.first, earlier.len);
@@ -379,12 +490,15 @@ impl<K: Key> Ranges<K> {
             }
             same
         });
-        let repeats = total - spans.len();
         let networks = spans.len();
 
+        // Each network starts at most two ranges (at its first key and after its last), so
+        // the arrays are sized once.
+        let bound = 2 * networks + 1;
         let mut flat = Flat {
-            starts: vec![K::default()],
-            scores: vec![NONE],
+            starts: Filling::new(bound, placed),
+            scores: Filling::new(bound, placed),
+            last: (K::default(), NONE),
         };
         // Networks holding the current position, innermost last: (last address, score).
         let mut open: Vec<(K, u8)> = Vec::new();
@@ -407,33 +521,44 @@ impl<K: Key> Ranges<K> {
             }
         }
         drop(spans);
+        let (starts, scores) = flat.finish();
+        (starts, scores, networks, total - networks)
+    }
+
+    /// [`Ranges::build`], with arrays of `huge_min` bytes or more in huge pages.
+    fn build_placed(spans: Vec<Span<K>>, huge_min: usize) -> (Self, usize) {
+        // Kept with run leaves: built in their pages then.
+        let placed = if K::LEAF > 0 { huge_min } else { usize::MAX };
+        let (starts, scores, networks, repeats) = Self::flatten(spans, placed);
+        let n = starts.len();
         let mut tree = Tree {
             index: Vec::new(),
-            blocks: Vec::new(),
+            // A block holds at least one start inside its bucket, and no two blocks' buckets
+            // overlap: at most one block per range but the first.
+            blocks: Filling::new(if K::LEAF == 0 { n - 1 } else { 0 }, huge_min),
             nodes: 0,
             key: std::marker::PhantomData,
         };
-        let (whole, n) = (flat.scores[0], flat.starts.len());
-        if K::LEAF == 0 {
-            // About one block per two ranges (2.3 with the benchmark's table): growing by
-            // doubling instead would hold up to twice the blocks' memory at the peak.
-            tree.blocks.reserve_exact(n / 2);
-        }
+        let sorted = Sorted {
+            starts: starts.as_slice(),
+            scores: scores.as_slice(),
+        };
+        let whole = sorted.scores[0];
         if n > 1 {
-            tree.node(&flat, 0, n - 1, ROOT_BITS);
+            tree.node(&sorted, 0, n - 1, ROOT_BITS);
         }
         let (starts, scores) = if K::LEAF > 0 {
-            (flat.starts, flat.scores)
+            (starts.seal(), scores.seal())
         } else {
-            // Freed before the arrays are copied into their pages, to keep the peak down.
-            drop(flat);
-            (Vec::new(), Vec::new())
+            // Freed before the index is copied into its pages, to keep the peak down.
+            drop((starts, scores));
+            (Pages::default(), Pages::default())
         };
         let r = Ranges {
-            blocks: Pages::with_threshold(tree.blocks, huge_min),
+            blocks: tree.blocks.seal(),
             index: Pages::with_threshold(tree.index, huge_min),
-            starts: Pages::with_threshold(starts, huge_min),
-            scores: Pages::with_threshold(scores, huge_min),
+            starts,
+            scores,
             whole,
             ranges: n,
             nodes: tree.nodes,
@@ -446,14 +571,14 @@ impl<K: Key> Ranges<K> {
 /// The index while it is built.
 struct Tree<K> {
     index: Vec<u32>,
-    blocks: Vec<Block>,
+    blocks: Filling<Block>,
     nodes: usize,
     key: std::marker::PhantomData<K>,
 }
 
 impl<K: Key> Tree<K> {
     /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
-    fn node(&mut self, flat: &Flat<K>, i: usize, j: usize, max_bits: u32) -> u32 {
+    fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
         let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
@@ -503,14 +628,30 @@ impl<K: Key> Tree<K> {
         let first_slot = self.index.len();
         self.index.resize(first_slot + buckets, 0);
         let step = K::from_bucket(1, shift);
-        for b in 0..buckets {
+        // The buckets' first and last keys come in order: each bucket's ranges are found
+        // forward from the previous bucket's (one binary search per node, not two per bucket),
+        // and the buckets that lie inside one range up to the next range's start are filled
+        // at once.
+        let mut bj = if buckets > 0 { flat.range_of(lo) } else { i };
+        let mut b = 0;
+        while b < buckets {
             let first = lo.plus(K::from_bucket(b, shift));
+            let bi = flat.range_after(bj, first);
+            // The first bucket past range `bi`: the one range `bi + 1` starts in, unless that
+            // is the node's end (`first < hi`, so `bi < j`).
+            let next = match bi + 1 {
+                end if end == j => buckets,
+                after => flat.starts[after].minus(lo).bucket(shift),
+            };
+            if next > b {
+                self.index[first_slot + b..first_slot + next]
+                    .fill(SCORE | u32::from(flat.scores[bi]));
+                (b, bj) = (next, bi);
+                continue;
+            }
             let last = first.plus(step.pred()).min(hi.pred());
-            let bi = flat.range_of(first);
-            let bj = flat.range_of(last);
-            let slot = if bi == bj {
-                SCORE | u32::from(flat.scores[bi])
-            } else if K::LEAF > 0 && bj - bi < K::LEAF {
+            bj = flat.range_after(bi + 1, last);
+            let slot = if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
                 self.blocks.push(block);
@@ -519,6 +660,7 @@ impl<K: Key> Tree<K> {
                 self.node(flat, bi, bj, CHILD_BITS)
             };
             self.index[first_slot + b] = slot;
+            b += 1;
         }
         pointer
     }
@@ -637,31 +779,66 @@ mod tests {
     use super::*;
 
     fn span(first: u32, len: u8, score: u8) -> Span<u32> {
-        Span { first, len, score }
+        Span::new(first, len, score)
+    }
+
+    /// The bucket slots of the node at `at` in [`Ranges::index`].
+    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> &[u32] {
+        let node = &r.index.as_slice()[at..];
+        let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
+        let buckets = match lo == hi {
+            true => 0,
+            false => hi.pred().minus(lo).bucket(node[SHIFT]) + 1,
+        };
+        &node[LO + 2 * K::WORDS..][..buckets]
+    }
+
+    /// Every index node, by its place in [`Ranges::index`].
+    fn nodes<K: Key>(r: &Ranges<K>) -> Vec<usize> {
+        fn walk<K: Key>(r: &Ranges<K>, at: usize, out: &mut Vec<usize>) {
+            out.push(at);
+            for &s in slots(r, at).iter().filter(|&&s| s & CHILD != 0) {
+                walk(r, child_at(s), out);
+            }
+        }
+        let mut out = Vec::new();
+        if !r.index.as_slice().is_empty() {
+            walk(r, 0, &mut out);
+        }
+        out
     }
 
     /// Child pointers in the index: how many are [`DIRECT`], and all.
     fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
-        fn walk<K: Key>(r: &Ranges<K>, at: usize, counts: &mut (usize, usize)) {
+        let pointers: Vec<u32> = nodes(r)
+            .into_iter()
+            .flat_map(|at| slots(r, at).to_vec())
+            .filter(|&s| s & CHILD != 0)
+            .collect();
+        let direct = pointers.iter().filter(|&&s| s & DIRECT != 0).count();
+        (direct, pointers.len())
+    }
+
+    /// Every bucket of every node holds a score exactly when it lies inside one range (its
+    /// first and last key found in the ranges by binary search), and then that range's score.
+    fn assert_scores_where_one_range<K: Key>(spans: &[Span<K>]) {
+        let (starts, scores, ..) = Ranges::flatten(spans.to_vec(), usize::MAX);
+        let (starts, scores) = (starts.as_slice(), scores.as_slice());
+        let range_of = |key: K| starts.partition_point(|&s| s <= key) - 1;
+        let (r, _) = Ranges::build_placed(spans.to_vec(), usize::MAX);
+        for at in nodes(&r) {
             let node = &r.index.as_slice()[at..];
+            let shift = node[SHIFT];
             let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
-            if lo == hi {
-                return;
-            }
-            let buckets = hi.pred().minus(lo).bucket(node[SHIFT]) + 1;
-            for &s in &node[LO + 2 * K::WORDS..][..buckets] {
-                if s & CHILD != 0 {
-                    counts.0 += usize::from(s & DIRECT != 0);
-                    counts.1 += 1;
-                    walk(r, child_at(s), counts);
-                }
+            for (b, &slot) in slots(&r, at).iter().enumerate() {
+                let first = lo.plus(K::from_bucket(b, shift));
+                let last = first.plus(K::from_bucket(1, shift).pred()).min(hi.pred());
+                let (i, j) = (range_of(first), range_of(last));
+                let score = (slot & CHILD == 0 && slot & SCORE != 0).then_some(slot as u8);
+                let want = (i == j).then_some(scores[i]);
+                assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
             }
         }
-        let mut counts = (0, 0);
-        if !r.index.as_slice().is_empty() {
-            walk(r, 0, &mut counts);
-        }
-        counts
     }
 
     /// The longest network holding `key`, by brute force.
@@ -698,6 +875,7 @@ mod tests {
                 .collect();
             let (r, _) = Ranges::build(spans.clone());
             assert!(r.shape().1 >= 2, "round {round}: child nodes exercised");
+            assert_scores_where_one_range(&spans);
             let (direct, all) = children(&r);
             assert!(
                 direct > 0,
@@ -731,16 +909,13 @@ mod tests {
                 let noise = (u128::from(rng.rand_u64()) << 64 | u128::from(rng.rand_u64())) >> 48;
                 let len = if i % 3 == 0 { 64 } else { 128 };
                 let first = (base | noise) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                Span {
-                    first,
-                    len: len as u8,
-                    score: (i % 101) as u8,
-                }
+                Span::new(first, len as u8, (i % 101) as u8)
             })
             .collect();
         let (r, _) = Ranges::build(spans.clone());
         let (direct, all) = children(&r);
         assert!(direct * 2 > all, "{direct} of {all} children direct");
+        assert_scores_where_one_range(&spans);
         // A single address is the longest network holding itself (the /64s may repeat).
         for s in spans.iter().filter(|s| s.len == 128) {
             assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
@@ -766,11 +941,7 @@ mod tests {
         for key in [0, 0x00ff_ffff, 0x0100_0000, u32::MAX] {
             assert_eq!(r.lookup(key), brute(&spans, key), "{key:#x}");
         }
-        let (r, _) = Ranges::build(vec![Span {
-            first: u128::MAX,
-            len: 128,
-            score: 3,
-        }]);
+        let (r, _) = Ranges::build(vec![Span::new(u128::MAX, 128, 3)]);
         assert_eq!((r.lookup(u128::MAX - 1), r.lookup(u128::MAX)), (NONE, 3));
     }
 
@@ -849,6 +1020,7 @@ mod tests {
         /// Lookups match the brute force, with the arrays on the heap and in maps (huge pages
         /// where the kernel gives them).
         fn check<K: Key>(spans: Vec<Span<K>>, extra: &[K]) -> Result<(), TestCaseError> {
+            super::assert_scores_where_one_range(&spans);
             let (heap, _) = Ranges::build_placed(spans.clone(), usize::MAX);
             let (mapped, _) = Ranges::build_placed(spans.clone(), 0);
             prop_assert_eq!(heap.memory().huge + heap.memory().small, 0);
@@ -888,7 +1060,7 @@ mod tests {
                             let near = bases[b] ^ noise.checked_shr(128 - spread).unwrap_or(0);
                             let first =
                                 near & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                            Span { first, len, score }
+                            Span::new(first, len, score)
                         })
                         .collect()
                 })
@@ -907,7 +1079,7 @@ mod tests {
                         let near =
                             (base & 0x8000_0000) ^ noise.checked_shr(32 - spread).unwrap_or(0);
                         let first = near & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                        Span { first, len, score }
+                        Span::new(first, len, score)
                     })
                     .collect()
             })
@@ -922,6 +1094,25 @@ mod tests {
                 extra in proptest::collection::vec(any::<u128>(), 0..64),
             ) {
                 check(spans, &[&extra[..], &[0, u128::MAX]].concat())?;
+            }
+
+            /// Equal networks too (the spans are taken twice, scored apart), which stay in
+            /// file order.
+            #[test]
+            fn ipv4_networks_sort_by_radix_as_by_comparisons(spans in v4_spans()) {
+                let again = spans.iter().map(|s| Span::new(s.first, s.len, s.score / 2));
+                let mut spans: Vec<Span<u32>> = spans.iter().copied().chain(again).collect();
+                for (order, s) in spans.iter_mut().enumerate() {
+                    s.order = order as u32;
+                }
+                let mut by_radix = spans.clone();
+                radix_sort(&mut by_radix);
+                comparison_sort(&mut spans);
+                let fields = |s: &Span<u32>| (s.first, s.len, s.order, s.score);
+                prop_assert_eq!(
+                    by_radix.iter().map(fields).collect::<Vec<_>>(),
+                    spans.iter().map(fields).collect::<Vec<_>>()
+                );
             }
 
             #[test]

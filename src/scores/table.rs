@@ -48,16 +48,8 @@ struct Builder {
 impl Builder {
     fn push(&mut self, entry: Entry) {
         match entry.prefix {
-            Prefix::V4 { bits, len } => self.v4.push(Span {
-                first: bits,
-                len,
-                score: entry.score,
-            }),
-            Prefix::V6 { bits, len } => self.v6.push(Span {
-                first: bits,
-                len,
-                score: entry.score,
-            }),
+            Prefix::V4 { bits, len } => self.v4.push(Span::new(bits, len, entry.score)),
+            Prefix::V6 { bits, len } => self.v6.push(Span::new(bits, len, entry.score)),
         }
     }
 
