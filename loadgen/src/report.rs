@@ -50,9 +50,10 @@ pub fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
+    // Not this process's CPUs: by now the harness may have pinned itself to the load
+    // generator's (the report's placement line says which CPUs each side got).
     format!(
-        "{model}; {} CPUs usable ({online} online); Linux {kernel}; {}",
-        crate::agent::cpus(),
+        "{model}; {online} CPUs online; Linux {kernel}; {}",
         env!("LOADGEN_RUSTC_VERSION"),
     )
 }
