@@ -4,6 +4,7 @@
 #   std           the std runtime, placed by the scheduler
 #   uring         the uring runtime (-n 1), its executor pinned where it chooses (the first CPU)
 #   uring-cpus=N  the uring runtime pinned with --cpus N (away from HAProxy's cpu-map)
+#   uring-spin=U  the uring runtime (-n 1) busy-polling U µs before it sleeps (--spin-us U)
 # HAProxy runs `nbthread 1` pinned to CPU 0 (`taskset`, as a `cpu-map` would), wrk -t1 -c32
 # unpinned. Variants are interleaved over ROUNDS rounds; each cell lists every round.
 #   scripts/haproxy-colocated.sh [SECONDS] [ROUNDS] [VARIANTS]
@@ -29,6 +30,7 @@ for round in $(seq "$rounds"); do
                 std) args=(--runtime std) ;;
                 uring) args=(--runtime uring -n 1) ;;
                 uring-cpus=*) args=(--runtime uring --cpus "${v#uring-cpus=}") ;;
+                uring-spin=*) args=(--runtime uring -n 1 --spin-us "${v#uring-spin=}") ;;
                 *) echo "unknown variant $v" >&2; exit 1 ;;
             esac
             target/release/spoa "${args[@]}" -a 127.0.0.1 -p "$agent_port" 2>/dev/null &
