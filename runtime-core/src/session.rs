@@ -17,10 +17,10 @@
 //! Time is always given, never read: every deadline decision is a pure function of the
 //! instants the runtime passes in, so it is tested without sleeping (`tests/session.rs`).
 
-use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use std::{fmt, io};
 
 use spop_core::frame::{peek_length, LENGTH_SIZE};
 use spop_core::{
@@ -467,58 +467,52 @@ pub trait Serve {
     fn serve<const FRAG: usize>(self, session: Box<Session<FRAG>>) -> Self::Output;
 }
 
-/// Makes the session `config` calls for (with a [`FRAGMENT_CAPACITY`] reassembly buffer when
-/// fragmentation is announced) and hands it to `serve`.
-pub fn open<S: Serve>(
-    config: &ServerConfig,
-    ack_size_hint: Option<usize>,
-    now: Instant,
-    serve: S,
-) -> Result<S::Output, ConfigError> {
-    if config
-        .engine
-        .capabilities
-        .contains(Capabilities::FRAGMENTATION)
-    {
-        Ok(serve.serve(boxed::<FRAGMENT_CAPACITY>(config, ack_size_hint, now)?))
-    } else {
-        Ok(serve.serve(boxed::<0>(config, ack_size_hint, now)?))
+/// Why a connection's session could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The configuration is refused ([`Session::new`]).
+    Config(ConfigError),
+    /// The handed-over connection's handshake does not fit this agent's configuration
+    /// ([`Session::resume`]).
+    Resume(ResumeError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Config(e) => e.fmt(f),
+            OpenError::Resume(e) => write!(f, "cannot resume the handed-over connection: {e}"),
+        }
     }
 }
 
-/// [`open`] for a connection handed over by another process: the session resumes from
-/// `handshake` instead of waiting for HAPROXY-HELLO.
-pub fn open_resumed<S: Serve>(
+impl std::error::Error for OpenError {}
+
+/// Makes the session `config` calls for (with a [`FRAGMENT_CAPACITY`] reassembly buffer when
+/// fragmentation is announced) and hands it to `serve`. With `handshake`, the connection was
+/// handshook by another process and handed over (see [`crate::handoff`]): the session resumes
+/// from it instead of waiting for HAPROXY-HELLO.
+pub fn open<S: Serve>(
     config: &ServerConfig,
     ack_size_hint: Option<usize>,
-    handshake: Handshake,
+    handshake: Option<Handshake>,
     now: Instant,
     serve: S,
-) -> Result<S::Output, ResumeError> {
+) -> Result<S::Output, OpenError> {
     if config
         .engine
         .capabilities
         .contains(Capabilities::FRAGMENTATION)
     {
-        Ok(serve.serve(resumed::<FRAGMENT_CAPACITY>(
+        Ok(serve.serve(boxed::<FRAGMENT_CAPACITY>(
             config,
             ack_size_hint,
             handshake,
             now,
         )?))
     } else {
-        Ok(serve.serve(resumed::<0>(config, ack_size_hint, handshake, now)?))
+        Ok(serve.serve(boxed::<0>(config, ack_size_hint, handshake, now)?))
     }
-}
-
-#[inline(never)]
-fn resumed<const FRAG: usize>(
-    config: &ServerConfig,
-    ack_size_hint: Option<usize>,
-    handshake: Handshake,
-    now: Instant,
-) -> Result<Box<Session<FRAG>>, ResumeError> {
-    Session::resume(config, ack_size_hint, handshake, now).map(Box::new)
 }
 
 /// On the heap, built out of line: with fragmentation the engine holds its reassembly buffer
@@ -527,9 +521,16 @@ fn resumed<const FRAG: usize>(
 fn boxed<const FRAG: usize>(
     config: &ServerConfig,
     ack_size_hint: Option<usize>,
+    handshake: Option<Handshake>,
     now: Instant,
-) -> Result<Box<Session<FRAG>>, ConfigError> {
-    Session::new(config, ack_size_hint, now).map(Box::new)
+) -> Result<Box<Session<FRAG>>, OpenError> {
+    match handshake {
+        None => Session::new(config, ack_size_hint, now).map_err(OpenError::Config),
+        Some(handshake) => {
+            Session::resume(config, ack_size_hint, handshake, now).map_err(OpenError::Resume)
+        }
+    }
+    .map(Box::new)
 }
 
 /// A socket's timeout kept in step with a session's deadline, for runtimes whose sockets take a

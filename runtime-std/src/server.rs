@@ -371,12 +371,7 @@ fn start_connection<F: HandlerFactory>(
                 live,
             };
             let hint = conn.handler.ack_size_hint();
-            let opened = match handshake {
-                None => session::open(&config, hint, now, conn).map_err(|e| e.to_string()),
-                Some(handshake) => session::open_resumed(&config, hint, handshake, now, conn)
-                    .map_err(|e| format!("cannot resume the handed-over connection: {e}")),
-            };
-            if let Err(e) = opened {
+            if let Err(e) = session::open(&config, hint, handshake, now, conn) {
                 log::error!("{name}: {e}");
             }
         });

@@ -54,16 +54,7 @@ impl<H: Handler + 'static> Worker<H> {
             worker: Rc::clone(self),
             live,
         };
-        let opened = match handshake {
-            None => {
-                session::open(&self.config, hint, Instant::now(), conn).map_err(|e| e.to_string())
-            }
-            Some(handshake) => {
-                session::open_resumed(&self.config, hint, handshake, Instant::now(), conn)
-                    .map_err(|e| format!("cannot resume the handed-over connection: {e}"))
-            }
-        };
-        if let Err(e) = opened {
+        if let Err(e) = session::open(&self.config, hint, handshake, Instant::now(), conn) {
             log::error!("connection #{id}: {e}");
         }
     }
