@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use runtime_core::{End, Next, ServerConfig, Session};
 use spop_core::{
-    AckWriter, Close, Disconnect, Error, Frame, FrameType, Handler, Message, Parsed, Scope,
-    TypedData,
+    AckWriter, Close, Disconnect, Error, Frame, FrameType, Handler, Handshake, Message, Parsed,
+    Scope, TypedData,
 };
 use spop_testkit::peer;
 
@@ -418,13 +418,18 @@ fn a_session_can_be_handed_over_only_at_a_frame_boundary_after_the_handshake() {
     assert!(s.can_hand_over(), "answered and written");
 }
 
-#[test]
-fn a_resumed_session_answers_a_notify_without_a_hello() {
-    let t0 = Instant::now();
+/// The handshake of a session that completed HAPROXY-HELLO, as a hand-over passes it on.
+fn handshake_of_an_established_session(t0: Instant) -> Handshake {
     let mut first = Session::new(&config(), Some(64), t0).unwrap();
     receive(&mut first, &hello(), t0);
     step(&mut first, t0);
-    let handshake = first.handshake().expect("established");
+    first.handshake().expect("established")
+}
+
+#[test]
+fn a_resumed_session_answers_a_notify_without_a_hello() {
+    let t0 = Instant::now();
+    let handshake = handshake_of_an_established_session(t0);
     let mut resumed = Session::resume(&config(), Some(64), handshake, t0).unwrap();
     assert!(resumed.can_hand_over(), "established from the start");
     assert_eq!(resumed.poll_timeout(), None, "no hello deadline");
@@ -438,10 +443,8 @@ fn a_resumed_session_answers_a_notify_without_a_hello() {
 #[test]
 fn a_hello_on_a_resumed_session_closes_it_as_on_any_established_one() {
     let t0 = Instant::now();
-    let mut first = Session::new(&config(), Some(64), t0).unwrap();
-    receive(&mut first, &hello(), t0);
-    step(&mut first, t0);
-    let mut resumed = Session::resume(&config(), Some(64), first.handshake().unwrap(), t0).unwrap();
+    let handshake = handshake_of_an_established_session(t0);
+    let mut resumed = Session::resume(&config(), Some(64), handshake, t0).unwrap();
     receive(&mut resumed, &hello(), t0);
     let (written, next) = step(&mut resumed, t0);
     assert_eq!(frame_types(&written), vec![FrameType::AgentDisconnect]);
