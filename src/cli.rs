@@ -201,11 +201,11 @@ pub struct Cli {
     pub capabilities: Vec<CapabilityArg>,
 
     /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
-    /// where the kernel allows it, else std with a log line saying why). Measured: with busy
-    /// or many agent connections (HAProxy 3.x opens one per concurrent stream) uring answers
-    /// 1.2x to 2.8x std's rate at less CPU per NOTIFY and half its p99 or less; with one or
-    /// two connections idle between requests std spends less CPU, unless uring spins
-    /// (--spin-us) on CPUs of its own (README, Benchmarks).
+    /// where the kernel allows it, else std with a log line saying why). Measured: with many
+    /// agent connections (HAProxy 3.x opens one per concurrent stream; 32 to 1,024 measured)
+    /// uring answered 1.4x to 2.8x std's rate at less CPU per NOTIFY and a lower p99 in 9 of
+    /// 10 runs; with one or two connections idle between requests std spends less CPU, unless
+    /// uring spins (--spin-us) on CPUs of its own (README, Benchmarks).
     #[arg(long = "runtime", env = "SPOA_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
