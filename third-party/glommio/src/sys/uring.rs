@@ -1309,6 +1309,8 @@ impl UringCommon for SleepableRing {
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
         // kernel posts the CQEs asynchronously for us)
+        // PATCH(spoa): except task work a TASKRUN_FLAG ring holds back, which
+        // `consume_one_event` enters for when it finds the queue empty.
         self.waiting_kernel_submission() > 0
     }
 
