@@ -469,18 +469,18 @@ impl<H: Handler> Serve for Connection<'_, H> {
         let end = loop {
             match session.next(&mut self.handler, now) {
                 Next::Read => {
-                    let stopping = self.shared.stopping.load(Ordering::SeqCst);
-                    if hands_over && stopping && !handing_failed {
-                        if let Some(handshake) = session.handshake() {
-                            if session.can_hand_over() {
-                                if self.hand_over(&handshake) {
-                                    break End::HandedOver;
-                                }
-                                handing_failed = true;
-                                session.drain();
-                                let _ = self.stream.shutdown(Shutdown::Read);
-                            }
+                    // At the stop, a connection at a frame boundary hands itself over.
+                    let at_boundary = hands_over
+                        && !handing_failed
+                        && self.shared.stopping.load(Ordering::SeqCst)
+                        && session.can_hand_over();
+                    if let Some(handshake) = at_boundary.then(|| session.handshake()).flatten() {
+                        if self.hand_over(&handshake) {
+                            break End::HandedOver;
                         }
+                        handing_failed = true;
+                        session.drain();
+                        let _ = self.stream.shutdown(Shutdown::Read);
                     }
                     // With a hand-over, an idle read wakes every tick to see the stop.
                     let deadline = session
