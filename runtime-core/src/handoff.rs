@@ -40,7 +40,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spop_core::{Capabilities, Handshake};
 
@@ -57,6 +57,12 @@ pub const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 64;
 /// How long the agent waits for the manager to take its descriptors before exiting anyway.
 pub const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When a stop's hand-over phase ends: connections that reached no frame boundary by then are
+/// drained as without a hand-over, in the other half of the shutdown timeout.
+pub fn handing_deadline(stopped: Instant, shutdown_timeout: Duration) -> Instant {
+    stopped + shutdown_timeout / 2
+}
 
 /// Whether a descriptor's name says it is a handed-over connection.
 pub fn is_connection_name(name: &str) -> bool {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use runtime_core::handoff::{Adopted, HandOver};
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
+    handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
     Connections, End, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
     Stream, ACCEPT_BACKOFF,
 };
@@ -241,7 +241,7 @@ impl Server {
         if self.shared.hands_over() {
             // Connections hand themselves over at their next frame boundary (an idle one within
             // HANDOFF_TICK); those that reach none in half the shutdown timeout are drained.
-            let handing_deadline = stopped + config.shutdown_timeout / 2;
+            let handing_deadline = handoff::handing_deadline(stopped, config.shutdown_timeout);
             while self.shared.connections.count() > 0 && Instant::now() < handing_deadline {
                 thread::sleep(Duration::from_millis(2));
             }
