@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use spop_core::{FrameType, TypedData};
-use support::fdstore::Manager;
+use support::fdstore::{passed, Manager};
 use support::*;
 
 const IP: TypedData<'static> = TypedData::Ipv4(Ipv4Addr::LOCALHOST);
@@ -40,14 +40,6 @@ fn stop(agent: &mut Agent) {
         agent.runtime,
         agent.logs()
     );
-}
-
-/// The stored descriptors as the next agent is given them (name, number).
-fn passed(stored: &[(String, OwnedFd)]) -> Vec<(String, i32)> {
-    stored
-        .iter()
-        .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
-        .collect()
 }
 
 /// One NOTIFY on `s`, answered with a score ACK of its ids.

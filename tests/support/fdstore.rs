@@ -25,6 +25,14 @@ use super::{Agent, BIN};
 /// one per message).
 const FDS_PER_MESSAGE: usize = 16;
 
+/// Stored descriptors as the next agent is given them: (name, number), for [`Manager::start`].
+pub fn passed(stored: &[(String, OwnedFd)]) -> Vec<(String, RawFd)> {
+    stored
+        .iter()
+        .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
+        .collect()
+}
+
 /// A service manager's notification socket and descriptor store.
 pub struct Manager {
     dir: PathBuf,
