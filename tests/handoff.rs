@@ -27,7 +27,7 @@ const IP: TypedData<'static> = TypedData::Ipv4(Ipv4Addr::LOCALHOST);
 fn first_agent(runtime: &'static str, test: &str) -> (TcpListener, Manager, Agent) {
     let listener = runtime_core::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let manager = Manager::new(&format!("{test}-{runtime}"));
-    let agent = manager.start(runtime, &listener, &[], &[]);
+    let agent = manager.start(runtime, &listener, &[]);
     (listener, manager, agent)
 }
 
@@ -88,7 +88,7 @@ fn a_notify_sent_while_no_agent_runs_is_answered_by_the_next_agent() {
         }
         // No agent runs: the NOTIFY waits in the socket.
         conns[0].write_all(&notify(2, 1, IP)).unwrap();
-        let b = manager.start(runtime, &listener, &passed(&stored), &[]);
+        let b = manager.start(runtime, &listener, &passed(&stored));
         answered(&mut conns[0], 2, 1, "the next agent");
         scored(&mut conns[1], 2, 2, "the next agent");
         assert_logged(&b, "2 connections handed over by the previous agent");
@@ -143,7 +143,7 @@ fn pipelined_notifies_across_the_switch_are_all_answered_exactly_once() {
         );
         let stored = manager.take();
         assert_eq!(stored.len(), 1, "{runtime}: {:#?}", a.logs());
-        let _b = manager.start(runtime, &listener, &passed(&stored), &[]);
+        let _b = manager.start(runtime, &listener, &passed(&stored));
         sending.join().unwrap();
         let acked = receiving.join().unwrap();
         let mut sorted = acked.clone();
@@ -181,7 +181,7 @@ fn a_bad_name_or_a_descriptor_that_is_no_socket_is_refused_and_the_rest_are_serv
         });
         passed[1].0 = "spop-v1.16380.oops.1.3.t".into();
         passed.push(("spop-v1.16380.16380.1.3.pipe".into(), pipe.as_raw_fd()));
-        let b = manager.start(runtime, &listener, &passed, &[]);
+        let b = manager.start(runtime, &listener, &passed);
         scored(&mut good, 2, 1, "the next agent");
         assert_logged(
             &b,
@@ -231,7 +231,7 @@ fn a_connection_mid_frame_at_the_stop_is_handed_over_at_its_next_frame_boundary(
         assert_logged(&a, "stop: 1 connections handed over");
         let stored = manager.take();
         conn.write_all(&notify(2, 1, IP)).unwrap();
-        let _b = manager.start(runtime, &listener, &passed(&stored), &[]);
+        let _b = manager.start(runtime, &listener, &passed(&stored));
         answered(&mut conn, 2, 1, "the next agent");
     }
 }

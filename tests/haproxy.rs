@@ -703,7 +703,7 @@ fn restart_under_load(
             // What the old agent stored, passed to the new one (as systemd does), then out of
             // the test's hands: the new agent has its own copies.
             let stored = store.take();
-            store.start(runtime, socket, &support::fdstore::passed(&stored), &[])
+            store.start(runtime, socket, &support::fdstore::passed(&stored))
         }
         (Some(socket), None) => support::inherit::start_on(runtime, socket, &[]),
         (None, _) => Agent::start_on(runtime, &["-a", "127.0.0.1", "-p", &port_arg], &[]),

@@ -9,7 +9,7 @@ use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,11 +75,6 @@ impl Manager {
         }
     }
 
-    /// Where agents notify (their `NOTIFY_SOCKET`).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Takes every stored descriptor out of the store, with its name, in the order stored.
     pub fn take(&self) -> Vec<(String, OwnedFd)> {
         std::mem::take(&mut *self.stored.lock().unwrap())
@@ -103,7 +98,6 @@ impl Manager {
         runtime: &'static str,
         listener: &impl AsRawFd,
         stored: &[(String, RawFd)],
-        args: &[&str],
     ) -> Agent {
         let mut fds = vec![listener.as_raw_fd()];
         let mut names = vec!["spoa".to_string()];
@@ -121,7 +115,6 @@ impl Manager {
                 runtime,
                 "--hand-over-connections",
             ])
-            .args(args)
             .env("LISTEN_FDS", fds.len().to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
             .env("NOTIFY_SOCKET", &self.path)
