@@ -436,14 +436,7 @@ fn inherited_sockets(
             listeners: inherited,
             connections,
         } => {
-            for connection in &connections {
-                log::debug!(
-                    "handed-over connection: descriptor {} ({}) from {}",
-                    connection.fd,
-                    connection.name,
-                    connection.peer
-                );
-            }
+            // Each handed-over connection is logged by the runtime that adopts it.
             if inherited.is_empty() {
                 return Ok((None, connections));
             }

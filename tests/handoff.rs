@@ -17,13 +17,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use spop_core::{FrameType, TypedData};
-use support::fdstore::Manager;
+use support::fdstore::{passed, Manager};
 use support::*;
 
 const IP: TypedData<'static> = TypedData::Ipv4(Ipv4Addr::LOCALHOST);
 
-fn listener() -> TcpListener {
-    runtime_core::listen("127.0.0.1:0".parse().unwrap()).unwrap()
+/// The listening socket a socket unit would hold, the descriptor store named for `test`, and
+/// the first agent, started with the socket and an empty store.
+fn first_agent(runtime: &'static str, test: &str) -> (TcpListener, Manager, Agent) {
+    let listener = runtime_core::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let manager = Manager::new(&format!("{test}-{runtime}"));
+    let agent = manager.start(runtime, &listener, &[]);
+    (listener, manager, agent)
 }
 
 /// SIGTERM, then the agent's exit.
@@ -37,44 +42,41 @@ fn stop(agent: &mut Agent) {
     );
 }
 
-/// The stored descriptors as the next agent is given them (name, number).
-fn passed(stored: &[(String, OwnedFd)]) -> Vec<(String, i32)> {
-    stored
-        .iter()
-        .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
-        .collect()
-}
-
 /// One NOTIFY on `s`, answered with a score ACK of its ids.
 fn scored(s: &mut TcpStream, stream: u64, frame: u64, by: &str) {
     s.write_all(&notify(stream, frame, IP)).unwrap();
+    answered(s, stream, frame, by);
+}
+
+/// The next frame on `s` is a score ACK of `stream`/`frame` (the NOTIFY already sent).
+fn answered(s: &mut TcpStream, stream: u64, frame: u64, by: &str) {
     let (h, p) = read_frame(s).unwrap_or_else(|| panic!("no ACK of {stream}/{frame} from {by}"));
     assert_ack_of(&h, stream, frame);
     check_score_ack(&h, &p);
 }
 
-fn has_log(agent: &Agent, needle: &str) -> bool {
-    agent.logs().iter().any(|l| l.contains(needle))
+/// One of `agent`'s log lines contains `needle`.
+fn assert_logged(agent: &Agent, needle: &str) {
+    assert!(
+        agent.logs().iter().any(|l| l.contains(needle)),
+        "{} runtime: no log line with {needle:?}: {:#?}",
+        agent.runtime,
+        agent.logs()
+    );
 }
 
 #[test]
 fn a_notify_sent_while_no_agent_runs_is_answered_by_the_next_agent() {
     for runtime in runtimes() {
-        let listener = listener();
-        let manager = Manager::new(&format!("gap-{runtime}"));
-        let mut a = manager.start(runtime, &listener, &[], &[]);
+        let (listener, manager, mut a) = first_agent(runtime, "gap");
         let mut conns: Vec<TcpStream> = (0..2).map(|_| session(a.addr)).collect();
         for (i, c) in conns.iter_mut().enumerate() {
             scored(c, 1, i as u64 + 1, "the first agent");
         }
         stop(&mut a);
-        assert!(
-            has_log(
-                &a,
-                "stop: 2 connections handed over to the next agent, 0 ended"
-            ),
-            "{runtime}: {:#?}",
-            a.logs()
+        assert_logged(
+            &a,
+            "stop: 2 connections handed over to the next agent, 0 ended",
         );
         let stored = manager.take();
         assert_eq!(stored.len(), 2, "{runtime}: {:#?}", manager.messages());
@@ -86,16 +88,10 @@ fn a_notify_sent_while_no_agent_runs_is_answered_by_the_next_agent() {
         }
         // No agent runs: the NOTIFY waits in the socket.
         conns[0].write_all(&notify(2, 1, IP)).unwrap();
-        let b = manager.start(runtime, &listener, &passed(&stored), &[]);
-        let (h, p) = read_frame(&mut conns[0]).expect("the ACK, from the next agent");
-        assert_ack_of(&h, 2, 1);
-        check_score_ack(&h, &p);
+        let b = manager.start(runtime, &listener, &passed(&stored));
+        answered(&mut conns[0], 2, 1, "the next agent");
         scored(&mut conns[1], 2, 2, "the next agent");
-        assert!(
-            has_log(&b, "2 connections handed over by the previous agent"),
-            "{runtime}: {:#?}",
-            b.logs()
-        );
+        assert_logged(&b, "2 connections handed over by the previous agent");
         // Out of the store: the next stop stores them anew.
         let messages = manager.messages();
         for (name, _) in &stored {
@@ -111,9 +107,7 @@ fn a_notify_sent_while_no_agent_runs_is_answered_by_the_next_agent() {
 fn pipelined_notifies_across_the_switch_are_all_answered_exactly_once() {
     const NOTIFIES: u64 = 4000;
     for runtime in runtimes() {
-        let listener = listener();
-        let manager = Manager::new(&format!("pipelined-{runtime}"));
-        let mut a = manager.start(runtime, &listener, &[], &[]);
+        let (listener, manager, mut a) = first_agent(runtime, "pipelined");
         let conn = session(a.addr);
         let mut writer = conn.try_clone().unwrap();
         let sent = Arc::new(AtomicU64::new(0));
@@ -149,7 +143,7 @@ fn pipelined_notifies_across_the_switch_are_all_answered_exactly_once() {
         );
         let stored = manager.take();
         assert_eq!(stored.len(), 1, "{runtime}: {:#?}", a.logs());
-        let _b = manager.start(runtime, &listener, &passed(&stored), &[]);
+        let _b = manager.start(runtime, &listener, &passed(&stored));
         sending.join().unwrap();
         let acked = receiving.join().unwrap();
         let mut sorted = acked.clone();
@@ -161,20 +155,14 @@ fn pipelined_notifies_across_the_switch_are_all_answered_exactly_once() {
             "{runtime}: every NOTIFY answered once"
         );
         assert_eq!(sorted, (1..=NOTIFIES).collect::<Vec<_>>(), "{runtime}");
-        assert!(
-            has_log(&a, "stop: 1 connections handed over"),
-            "{runtime}: {:#?}",
-            a.logs()
-        );
+        assert_logged(&a, "stop: 1 connections handed over");
     }
 }
 
 #[test]
 fn a_bad_name_or_a_descriptor_that_is_no_socket_is_refused_and_the_rest_are_served() {
     for runtime in runtimes() {
-        let listener = listener();
-        let manager = Manager::new(&format!("refused-{runtime}"));
-        let mut a = manager.start(runtime, &listener, &[], &[]);
+        let (listener, manager, mut a) = first_agent(runtime, "refused");
         let mut good = session(a.addr);
         let mut renamed = session(a.addr);
         scored(&mut good, 1, 1, "the first agent");
@@ -193,23 +181,15 @@ fn a_bad_name_or_a_descriptor_that_is_no_socket_is_refused_and_the_rest_are_serv
         });
         passed[1].0 = "spop-v1.16380.oops.1.3.t".into();
         passed.push(("spop-v1.16380.16380.1.3.pipe".into(), pipe.as_raw_fd()));
-        let b = manager.start(runtime, &listener, &passed, &[]);
+        let b = manager.start(runtime, &listener, &passed);
         scored(&mut good, 2, 1, "the next agent");
-        assert!(
-            has_log(
-                &b,
-                "(spop-v1.16380.oops.1.3.t): refused as a handed-over connection: bad name"
-            ),
-            "{runtime}: {:#?}",
-            b.logs()
+        assert_logged(
+            &b,
+            "(spop-v1.16380.oops.1.3.t): refused as a handed-over connection: bad name",
         );
-        assert!(
-            has_log(
-                &b,
-                "refused as a handed-over connection: not a socket; closed"
-            ),
-            "{runtime}: {:#?}",
-            b.logs()
+        assert_logged(
+            &b,
+            "refused as a handed-over connection: not a socket; closed",
         );
         // The refused connection ends: HAProxy would reconnect rather than wait on it.
         renamed
@@ -227,9 +207,7 @@ fn a_bad_name_or_a_descriptor_that_is_no_socket_is_refused_and_the_rest_are_serv
 #[test]
 fn a_connection_mid_frame_at_the_stop_is_handed_over_at_its_next_frame_boundary() {
     for runtime in runtimes() {
-        let listener = listener();
-        let manager = Manager::new(&format!("mid-frame-{runtime}"));
-        let mut a = manager.start(runtime, &listener, &[], &[]);
+        let (listener, manager, mut a) = first_agent(runtime, "mid-frame");
         let mut conn = session(a.addr);
         let frame = notify(1, 1, IP);
         let (first, rest) = frame.split_at(frame.len() / 2);
@@ -243,26 +221,18 @@ fn a_connection_mid_frame_at_the_stop_is_handed_over_at_its_next_frame_boundary(
             a.logs()
         );
         conn.write_all(rest).unwrap();
-        let (h, p) = read_frame(&mut conn).expect("the ACK, from the stopping agent");
-        assert_ack_of(&h, 1, 1);
-        check_score_ack(&h, &p);
+        answered(&mut conn, 1, 1, "the stopping agent");
         let stopping = Instant::now();
         assert!(a.wait_exit(Duration::from_secs(15)).is_some());
         assert!(
             stopping.elapsed() < Duration::from_secs(2),
             "{runtime}: handed over at the boundary, not at the shutdown timeout"
         );
-        assert!(
-            has_log(&a, "stop: 1 connections handed over"),
-            "{runtime}: {:#?}",
-            a.logs()
-        );
+        assert_logged(&a, "stop: 1 connections handed over");
         let stored = manager.take();
         conn.write_all(&notify(2, 1, IP)).unwrap();
-        let _b = manager.start(runtime, &listener, &passed(&stored), &[]);
-        let (h, p) = read_frame(&mut conn).expect("the ACK, from the next agent");
-        assert_ack_of(&h, 2, 1);
-        check_score_ack(&h, &p);
+        let _b = manager.start(runtime, &listener, &passed(&stored));
+        answered(&mut conn, 2, 1, "the next agent");
     }
 }
 
@@ -277,13 +247,9 @@ fn without_a_service_manager_the_option_is_ignored_and_connections_end_as_before
             &["-a", "127.0.0.1", "-p", "0"],
             &["--hand-over-connections"],
         );
-        assert!(
-            has_log(
-                &agent,
-                "--hand-over-connections needs a service manager's NOTIFY_SOCKET"
-            ),
-            "{runtime}: {:#?}",
-            agent.logs()
+        assert_logged(
+            &agent,
+            "--hand-over-connections needs a service manager's NOTIFY_SOCKET",
         );
         let mut conn = agent.session();
         scored(&mut conn, 1, 1, "the agent");

@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -704,11 +703,7 @@ fn restart_under_load(
             // What the old agent stored, passed to the new one (as systemd does), then out of
             // the test's hands: the new agent has its own copies.
             let stored = store.take();
-            let passed: Vec<(String, i32)> = stored
-                .iter()
-                .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
-                .collect();
-            store.start(runtime, socket, &passed, &[])
+            store.start(runtime, socket, &support::fdstore::passed(&stored))
         }
         (Some(socket), None) => support::inherit::start_on(runtime, socket, &[]),
         (None, _) => Agent::start_on(runtime, &["-a", "127.0.0.1", "-p", &port_arg], &[]),

@@ -40,7 +40,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spop_core::{Capabilities, Handshake};
 
@@ -57,6 +57,12 @@ pub const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 64;
 /// How long the agent waits for the manager to take its descriptors before exiting anyway.
 pub const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When a stop's hand-over phase ends: connections that reached no frame boundary by then are
+/// drained as without a hand-over, in the other half of the shutdown timeout.
+pub fn handing_deadline(stopped: Instant, shutdown_timeout: Duration) -> Instant {
+    stopped + shutdown_timeout / 2
+}
 
 /// Whether a descriptor's name says it is a handed-over connection.
 pub fn is_connection_name(name: &str) -> bool {
@@ -391,26 +397,51 @@ mod tests {
 
     #[test]
     fn names_are_parsed_strictly() {
+        let field = |field: &'static str, value: &str| NameError::Field {
+            field,
+            value: value.to_string(),
+        };
         let refused = [
-            ("spop-v2.16380.16380.1.3.t", "version"),
-            ("spop-v1.16380.16380.1.3", "fields"),
-            ("spop-v1.16380.16380.1.3.t.x", "fields"),
-            ("spop-v1.016380.16380.1.3.t", "leading zero"),
-            ("spop-v1.+16380.16380.1.3.t", "sign"),
-            ("spop-v1.99999999999.16380.1.3.t", "range"),
-            ("spop-v1.16380..1.3.t", "empty"),
-            ("spop-v1.16380.16380.8.3.t", "unknown capability"),
-            ("spop-v1.16380.16380.1.300.t", "capability range"),
-            ("spop-v1.16380.16380.1.3.", "no tag"),
-            ("spop-v1.16380.16380.1.3.a/b", "tag character"),
-            ("spop-v1.16380.16380.1.3.a b", "space"),
-            ("spop-v1", "fields"),
+            (
+                "spop-v2.16380.16380.1.3.t",
+                NameError::Version("spop-v2".into()),
+            ),
+            ("spop-v1.16380.16380.1.3", NameError::Fields(5)),
+            ("spop-v1.16380.16380.1.3.t.x", NameError::Fields(7)),
+            (
+                "spop-v1.016380.16380.1.3.t",
+                field("max-frame-size", "016380"),
+            ),
+            (
+                "spop-v1.+16380.16380.1.3.t",
+                field("max-frame-size", "+16380"),
+            ),
+            (
+                "spop-v1.99999999999.16380.1.3.t",
+                field("max-frame-size", "99999999999"),
+            ),
+            (
+                "spop-v1.16380..1.3.t",
+                field("HAProxy's max-frame-size", ""),
+            ),
+            ("spop-v1.16380.16380.8.3.t", field("capabilities", "8")),
+            (
+                "spop-v1.16380.16380.1.300.t",
+                field("HAProxy's capabilities", "300"),
+            ),
+            ("spop-v1.16380.16380.1.3.", NameError::Tag),
+            ("spop-v1.16380.16380.1.3.a/b", NameError::Tag),
+            ("spop-v1.16380.16380.1.3.a b", NameError::NotAName),
+            ("spop-v1.16380.16380.1.3.a:b", NameError::NotAName),
+            ("spop-v1", NameError::Fields(1)),
         ];
         for (name, why) in refused {
-            assert!(parse_connection_name(name).is_err(), "{name}: {why}");
+            assert_eq!(parse_connection_name(name), Err(why), "{name}");
         }
         let long = format!("spop-v1.16380.16380.1.3.{}", "t".repeat(65));
         assert_eq!(parse_connection_name(&long), Err(NameError::Tag));
+        let too_long = format!("spop-v1.16380.16380.1.3.{}", "t".repeat(NAME_MAX));
+        assert_eq!(parse_connection_name(&too_long), Err(NameError::NotAName));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use runtime_core::handoff::{Adopted, HandOver};
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
+    handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
     Connections, End, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
     Stream, ACCEPT_BACKOFF,
 };
@@ -241,7 +241,7 @@ impl Server {
         if self.shared.hands_over() {
             // Connections hand themselves over at their next frame boundary (an idle one within
             // HANDOFF_TICK); those that reach none in half the shutdown timeout are drained.
-            let handing_deadline = stopped + config.shutdown_timeout / 2;
+            let handing_deadline = handoff::handing_deadline(stopped, config.shutdown_timeout);
             while self.shared.connections.count() > 0 && Instant::now() < handing_deadline {
                 thread::sleep(Duration::from_millis(2));
             }
@@ -464,18 +464,18 @@ impl<H: Handler> Serve for Connection<'_, H> {
         let end = loop {
             match session.next(&mut self.handler, now) {
                 Next::Read => {
-                    let stopping = self.shared.stopping.load(Ordering::SeqCst);
-                    if hands_over && stopping && !handing_failed {
-                        if let Some(handshake) = session.handshake() {
-                            if session.can_hand_over() {
-                                if self.hand_over(&handshake) {
-                                    break End::HandedOver;
-                                }
-                                handing_failed = true;
-                                session.drain();
-                                let _ = self.stream.shutdown(Shutdown::Read);
-                            }
+                    // At the stop, a connection at a frame boundary hands itself over.
+                    let at_boundary = hands_over
+                        && !handing_failed
+                        && self.shared.stopping.load(Ordering::SeqCst)
+                        && session.can_hand_over();
+                    if let Some(handshake) = at_boundary.then(|| session.handshake()).flatten() {
+                        if self.hand_over(&handshake) {
+                            break End::HandedOver;
                         }
+                        handing_failed = true;
+                        session.drain();
+                        let _ = self.stream.shutdown(Shutdown::Read);
                     }
                     // With a hand-over, an idle read wakes every tick to see the stop.
                     let deadline = session

@@ -15,8 +15,9 @@ use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
 use runtime_core::handoff::{Adopted, HandOver};
 use runtime_core::{
-    listen_all, log_accept_failure, log_accept_warning, log_refusal, AcceptWake, Connections,
-    HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig, ACCEPT_BACKOFF,
+    handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, AcceptWake,
+    Connections, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
+    ACCEPT_BACKOFF,
 };
 use spop_core::{Handler, Handshake};
 
@@ -559,7 +560,7 @@ async fn drain<H>(worker: &Worker<H>) -> usize {
     if worker.shared.hand_over.get().is_some() {
         // Connections hand themselves over at their next frame boundary; those that reach none
         // in half the shutdown timeout are drained.
-        let handing_deadline = stopped + worker.config.shutdown_timeout / 2;
+        let handing_deadline = handoff::handing_deadline(stopped, worker.config.shutdown_timeout);
         while connections.load(worker.index) > 0 && Instant::now() < handing_deadline {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }

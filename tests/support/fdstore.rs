@@ -9,7 +9,7 @@ use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,14 @@ use super::{Agent, BIN};
 /// Descriptors one message may carry here (systemd takes up to 768 per message; agents send
 /// one per message).
 const FDS_PER_MESSAGE: usize = 16;
+
+/// Stored descriptors as the next agent is given them: (name, number), for [`Manager::start`].
+pub fn passed(stored: &[(String, OwnedFd)]) -> Vec<(String, RawFd)> {
+    stored
+        .iter()
+        .map(|(name, fd)| (name.clone(), fd.as_raw_fd()))
+        .collect()
+}
 
 /// A service manager's notification socket and descriptor store.
 pub struct Manager {
@@ -67,11 +75,6 @@ impl Manager {
         }
     }
 
-    /// Where agents notify (their `NOTIFY_SOCKET`).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Takes every stored descriptor out of the store, with its name, in the order stored.
     pub fn take(&self) -> Vec<(String, OwnedFd)> {
         std::mem::take(&mut *self.stored.lock().unwrap())
@@ -95,7 +98,6 @@ impl Manager {
         runtime: &'static str,
         listener: &impl AsRawFd,
         stored: &[(String, RawFd)],
-        args: &[&str],
     ) -> Agent {
         let mut fds = vec![listener.as_raw_fd()];
         let mut names = vec!["spoa".to_string()];
@@ -113,7 +115,6 @@ impl Manager {
                 runtime,
                 "--hand-over-connections",
             ])
-            .args(args)
             .env("LISTEN_FDS", fds.len().to_string())
             .env("LISTEN_FDNAMES", names.join(":"))
             .env("NOTIFY_SOCKET", &self.path)
