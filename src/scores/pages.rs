@@ -146,13 +146,10 @@ impl<T: Pod> Pages<T> {
         // Where the kernel would give huge pages unasked (mode `always`), not to the tail
         // either. Refused only where there are no huge pages at all.
         let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
-        let backing = match (advised, thp) {
-            (Err(e), _) => Backing::Small(format!("huge page advice refused: {e}")),
-            (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
-                "transparent huge pages are off ({THP_MODE}: never)"
-            )),
-            (Ok(()), _) => Backing::Huge,
-        };
+        let backing = backing(
+            advised.map_err(|e| format!("huge page advice refused: {e}")),
+            thp,
+        );
         MAPPED.fetch_add(huge + tail, Ordering::Relaxed);
         map[start..start + len].copy_from_slice(bytes);
         Pages {
@@ -374,10 +371,9 @@ impl<T: Pod> Filling<T> {
             let items = bytemuck::cast_slice(&map[start..start + bytes]).to_vec();
             return Pages::placed(items, usize::MAX, None);
         }
-        let thp = thp_mode();
+        let backing = backing(advised, thp_mode());
         let (huge, tail) = split(bytes);
-        let on_huge_pages = advised.is_ok() && thp.as_deref() != Some("never");
-        if tail > 0 && on_huge_pages && huge + HUGE_PAGE <= advised_huge {
+        if tail > 0 && backing == Backing::Huge && huge + HUGE_PAGE <= advised_huge {
             // The last huge page the array reached is only partly used: that part is copied
             // out, the page given back, and the part written again on base pages.
             let part = map[start + huge..start + bytes].to_vec();
@@ -394,13 +390,6 @@ impl<T: Pod> Filling<T> {
                 Err(e) => log::debug!("scores: a table array's last huge page kept: {e}"),
             }
         }
-        let backing = match (advised, thp) {
-            (Err(why), _) => Backing::Small(why),
-            (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
-                "transparent huge pages are off ({THP_MODE}: never)"
-            )),
-            (Ok(()), _) => Backing::Huge,
-        };
         MAPPED.fetch_add(huge + tail, Ordering::Relaxed);
         Pages {
             storage: Storage::Mapped {
@@ -410,6 +399,18 @@ impl<T: Pod> Filling<T> {
             },
             backing,
         }
+    }
+}
+
+/// Where a mapped array is, given how the huge page advice went (the reason it was refused)
+/// and the transparent huge page mode `thp` (`None`: unknown).
+fn backing(advised: Result<(), String>, thp: Option<String>) -> Backing {
+    match (advised, thp) {
+        (Err(why), _) => Backing::Small(why),
+        (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
+            "transparent huge pages are off ({THP_MODE}: never)"
+        )),
+        (Ok(()), _) => Backing::Huge,
     }
 }
 
