@@ -292,22 +292,13 @@ fn ipv6(s: &[u8]) -> Option<u128> {
     }
 }
 
-/// A prefix length as `u8`'s parser reads it: an optional `+`, then decimal digits (leading
-/// zeros allowed) up to 255.
+/// A prefix length as `u8`'s parser reads it: [`decimal_i64`]'s grammar without the `-`, up to
+/// 255.
 fn decimal_u8(s: &[u8]) -> Option<u8> {
-    let digits = match s {
-        [b'+', rest @ ..] if !rest.is_empty() => rest,
-        [] => return None,
-        _ => s,
-    };
-    let mut v = 0u8;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(d - b'0')?;
+    match s {
+        [b'-', ..] => None,
+        _ => decimal_i64(s).and_then(|v| u8::try_from(v).ok()),
     }
-    Some(v)
 }
 
 /// A score as `i64`'s parser reads it: an optional sign, then decimal digits, within `i64`.
