@@ -181,8 +181,18 @@ impl Bits {
 /// A dotted-decimal IPv4 address as `Ipv4Addr`'s parser reads it: four parts of one to three
 /// digits, each at most 255, none with a leading zero (`01` would read as octal elsewhere).
 fn ipv4(s: &[u8]) -> Option<u32> {
+    ipv4_at_start(s)
+        .filter(|&(_, end)| end == s.len())
+        .map(|(bits, _)| bits)
+}
+
+/// The IPv4 address at the start of `s`, as [`ipv4`] reads it, ending at the first byte that
+/// is neither a digit nor a dot: its bits and where it ends.
+#[inline]
+fn ipv4_at_start(s: &[u8]) -> Option<(u32, usize)> {
     let (mut bits, mut part, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
-    for &b in s {
+    let mut at = 0;
+    while let Some(&b) = s.get(at) {
         if b.is_ascii_digit() {
             // A fourth digit, or a digit after a leading zero.
             if digits == 3 || (digits == 1 && part == 0) {
@@ -190,14 +200,18 @@ fn ipv4(s: &[u8]) -> Option<u32> {
             }
             part = part * 10 + u32::from(b - b'0');
             digits += 1;
-        } else if b == b'.' && digits > 0 && part <= 255 && dots < 3 {
+        } else if b == b'.' {
+            if digits == 0 || part > 255 || dots == 3 {
+                return None;
+            }
             bits = bits << 8 | part;
             (part, digits, dots) = (0, 0, dots + 1);
         } else {
-            return None;
+            break;
         }
+        at += 1;
     }
-    (dots == 3 && digits > 0 && part <= 255).then_some(bits << 8 | part)
+    (dots == 3 && digits > 0 && part <= 255).then_some((bits << 8 | part, at))
 }
 
 /// The value of each byte as a hex digit, or [`NOT_HEX`].
@@ -278,22 +292,13 @@ fn ipv6(s: &[u8]) -> Option<u128> {
     }
 }
 
-/// A prefix length as `u8`'s parser reads it: an optional `+`, then decimal digits (leading
-/// zeros allowed) up to 255.
+/// A prefix length as `u8`'s parser reads it: [`decimal_i64`]'s grammar without the `-`, up to
+/// 255.
 fn decimal_u8(s: &[u8]) -> Option<u8> {
-    let digits = match s {
-        [b'+', rest @ ..] if !rest.is_empty() => rest,
-        [] => return None,
-        _ => s,
-    };
-    let mut v = 0u8;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(d - b'0')?;
+    match s {
+        [b'-', ..] => None,
+        _ => decimal_i64(s).and_then(|v| u8::try_from(v).ok()),
     }
-    Some(v)
 }
 
 /// A score as `i64`'s parser reads it: an optional sign, then decimal digits, within `i64`.
@@ -398,34 +403,16 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, String> {
 /// [`parse_line`] reads then; where this gives an entry, `parse_line` gives the same.
 #[inline]
 fn usual_line(b: &[u8], end_ok: bool) -> Option<(Entry, usize)> {
-    let mut at = 0;
-    // An IPv4 address as [`ipv4`] reads it, on the way.
-    let (mut bits, mut part, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
-    let v4 = loop {
-        match b.get(at) {
-            Some(&c @ b'0'..=b'9') if digits < 3 && (digits != 1 || part != 0) => {
-                part = part * 10 + u32::from(c - b'0');
-                digits += 1;
-            }
-            Some(b'.') if digits > 0 && part <= 255 && dots < 3 => {
-                bits = bits << 8 | part;
-                (part, digits, dots) = (0, 0, dots + 1);
-            }
-            Some(b'/' | b' ' | b'\t') if dots == 3 && digits > 0 && part <= 255 => break true,
-            _ => break false,
-        }
-        at += 1;
-    };
-    let (bits, max) = if v4 {
-        (Bits::V4(bits << 8 | part), 32)
+    let v4 = ipv4_at_start(b).filter(|&(_, end)| matches!(b.get(end), Some(b'/' | b' ' | b'\t')));
+    let (bits, max, mut at) = if let Some((v4, end)) = v4 {
+        (Bits::V4(v4), 32, end)
     } else {
         // Anything else: an IPv6 address, read once its end is found.
         let end = b
             .iter()
             .position(|&c| matches!(c, b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'#'))
             .filter(|&end| matches!(b[end], b'/' | b' ' | b'\t'))?;
-        at = end;
-        (Bits::V6(ipv6(&b[..end])?), 128)
+        (Bits::V6(ipv6(&b[..end])?), 128, end)
     };
     let len = if b.get(at) == Some(&b'/') {
         at += 1;

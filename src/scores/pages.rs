@@ -138,21 +138,8 @@ impl<T: Pod> Pages<T> {
                 backing: Backing::Heap,
             };
         };
-        let start = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
-        let advised = match huge {
-            0 => Ok(()),
-            _ => map.advise_range(Advice::HugePage, start, huge),
-        };
-        // Where the kernel would give huge pages unasked (mode `always`), not to the tail
-        // either. Refused only where there are no huge pages at all.
-        let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
-        let backing = match (advised, thp) {
-            (Err(e), _) => Backing::Small(format!("huge page advice refused: {e}")),
-            (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
-                "transparent huge pages are off ({THP_MODE}: never)"
-            )),
-            (Ok(()), _) => Backing::Huge,
-        };
+        let (start, advised) = align_and_advise(&map, huge);
+        let backing = backing(advised, thp);
         MAPPED.fetch_add(huge + tail, Ordering::Relaxed);
         map[start..start + len].copy_from_slice(bytes);
         Pages {
@@ -228,8 +215,8 @@ enum Filled<T> {
         len: usize,
         capacity: usize,
         counted: usize,
-        /// Bytes from `start` advised huge, and whether the kernel took the advice.
-        huge: usize,
+        /// Whether the kernel took the advice to put the whole huge pages `capacity` items
+        /// fill on huge pages.
         advised: Result<(), String>,
     },
 }
@@ -255,15 +242,7 @@ impl<T: Pod> Filling<T> {
             log::warn!("scores: no memory map of {bytes} bytes, table array built on the heap");
             return heap(0);
         };
-        let start = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
-        let huge = bytes / HUGE_PAGE * HUGE_PAGE;
-        let advised = match huge {
-            0 => Ok(()),
-            _ => map
-                .advise_range(Advice::HugePage, start, huge)
-                .map_err(|e| format!("huge page advice refused: {e}")),
-        };
-        let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
+        let (start, advised) = align_and_advise(&map, split(bytes).0);
         Filling {
             storage: Filled::Mapped {
                 map,
@@ -271,7 +250,6 @@ impl<T: Pod> Filling<T> {
                 len: 0,
                 capacity,
                 counted: 0,
-                huge,
                 advised,
             },
             threshold,
@@ -356,17 +334,16 @@ impl<T: Pod> Filling<T> {
 
     /// The array, read-only from now on, where [`Pages::new`] would place it.
     pub fn seal(self) -> Pages<T> {
-        let (mut map, start, len, counted, advised_huge, advised) = match self.storage {
+        let (mut map, start, len, capacity, counted, advised) = match self.storage {
             Filled::Heap(items) => return Pages::placed(items, usize::MAX, None),
             Filled::Mapped {
                 map,
                 start,
                 len,
+                capacity,
                 counted,
-                huge,
                 advised,
-                ..
-            } => (map, start, len, counted, huge, advised),
+            } => (map, start, len, capacity, counted, advised),
         };
         MAPPED.fetch_sub(counted, Ordering::Relaxed);
         let bytes = len * std::mem::size_of::<T>();
@@ -374,10 +351,10 @@ impl<T: Pod> Filling<T> {
             let items = bytemuck::cast_slice(&map[start..start + bytes]).to_vec();
             return Pages::placed(items, usize::MAX, None);
         }
-        let thp = thp_mode();
+        let backing = backing(advised, thp_mode());
         let (huge, tail) = split(bytes);
-        let on_huge_pages = advised.is_ok() && thp.as_deref() != Some("never");
-        if tail > 0 && on_huge_pages && huge + HUGE_PAGE <= advised_huge {
+        let advised_huge = split(capacity.saturating_mul(std::mem::size_of::<T>())).0;
+        if tail > 0 && backing == Backing::Huge && huge + HUGE_PAGE <= advised_huge {
             // The last huge page the array reached is only partly used: that part is copied
             // out, the page given back, and the part written again on base pages.
             let part = map[start + huge..start + bytes].to_vec();
@@ -394,13 +371,6 @@ impl<T: Pod> Filling<T> {
                 Err(e) => log::debug!("scores: a table array's last huge page kept: {e}"),
             }
         }
-        let backing = match (advised, thp) {
-            (Err(why), _) => Backing::Small(why),
-            (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
-                "transparent huge pages are off ({THP_MODE}: never)"
-            )),
-            (Ok(()), _) => Backing::Huge,
-        };
         MAPPED.fetch_add(huge + tail, Ordering::Relaxed);
         Pages {
             storage: Storage::Mapped {
@@ -410,6 +380,34 @@ impl<T: Pod> Filling<T> {
             },
             backing,
         }
+    }
+}
+
+/// Where in `map` (a huge page larger than the array) an array of `huge` bytes of whole huge
+/// pages, then a tail, starts: on a 2 MiB boundary. Those `huge` bytes are advised huge (the
+/// reason if the kernel refused); the rest of the map is advised not to be, where the kernel
+/// would give huge pages unasked (mode `always`), which it refuses only where there are none.
+fn align_and_advise(map: &MmapMut, huge: usize) -> (usize, Result<(), String>) {
+    let start = (map.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - map.as_ptr() as usize;
+    let advised = match huge {
+        0 => Ok(()),
+        _ => map
+            .advise_range(Advice::HugePage, start, huge)
+            .map_err(|e| format!("huge page advice refused: {e}")),
+    };
+    let _ = map.advise_range(Advice::NoHugePage, start + huge, map.len() - start - huge);
+    (start, advised)
+}
+
+/// Where a mapped array is, given how the huge page advice went (the reason it was refused)
+/// and the transparent huge page mode `thp` (`None`: unknown).
+fn backing(advised: Result<(), String>, thp: Option<String>) -> Backing {
+    match (advised, thp) {
+        (Err(why), _) => Backing::Small(why),
+        (Ok(()), Some(mode)) if mode == "never" => Backing::Small(format!(
+            "transparent huge pages are off ({THP_MODE}: never)"
+        )),
+        (Ok(()), _) => Backing::Huge,
     }
 }
 

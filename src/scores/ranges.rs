@@ -55,9 +55,14 @@ const CHILD: u32 = 1 << 31;
 /// With [`CHILD`]: the slot also holds the child's bucket size and count, so that the child's
 /// slot is read at once with its header, not after it: the child's `lo` is aligned on its
 /// buckets' whole span, its first word on a [`LINE`], and the slot is `CHILD | DIRECT |
-/// shift << 23 | bits << 19 | offset / LINE` (2^bits buckets of 2^shift keys). The same bit as
-/// [`SCORE`], which only a slot without [`CHILD`] has.
+/// shift << DIRECT_SHIFT | bits << DIRECT_BITS | offset / LINE` (2^bits buckets of 2^shift
+/// keys). The same bit as [`SCORE`], which only a slot without [`CHILD`] has.
 const DIRECT: u32 = 1 << 30;
+/// Where a [`DIRECT`] slot holds its child's bucket size (7 bits, below [`DIRECT`]).
+const DIRECT_SHIFT: u32 = 23;
+/// Where a [`DIRECT`] slot holds its child's bucket count (4 bits); below them, the child's
+/// offset in [`LINE`]s.
+const DIRECT_BITS: u32 = 19;
 /// Words in a cache line: where a [`DIRECT`] child starts.
 const LINE: usize = 16;
 // A direct child's bits (up to `CHILD_BITS + 1`) take 4 bits of its slot.
@@ -219,7 +224,7 @@ const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 #[inline(always)]
 fn child_at(slot: u32) -> usize {
     if slot & DIRECT != 0 {
-        (slot & ((1 << 19) - 1)) as usize * LINE
+        (slot & ((1 << DIRECT_BITS) - 1)) as usize * LINE
     } else {
         (slot & !CHILD) as usize
     }
@@ -615,8 +620,8 @@ impl<K: Key> Tree<K> {
         }
         let at = self.index.len();
         let pointer = match direct {
-            Some(b) if at / LINE < 1 << 19 => {
-                CHILD | DIRECT | shift << 23 | b << 19 | (at / LINE) as u32
+            Some(b) if at / LINE < 1 << DIRECT_BITS => {
+                CHILD | DIRECT | shift << DIRECT_SHIFT | b << DIRECT_BITS | (at / LINE) as u32
             }
             _ => CHILD | at as u32,
         };
@@ -694,7 +699,8 @@ impl<K: Key> Ranges<K> {
             if slot & CHILD != 0 {
                 at = child_at(slot);
                 ahead = (slot & DIRECT != 0).then(|| {
-                    let (shift, bits) = ((slot >> 23) & 0x7f, (slot >> 19) & 0xf);
+                    let (shift, bits) =
+                        ((slot >> DIRECT_SHIFT) & 0x7f, (slot >> DIRECT_BITS) & 0xf);
                     // `lo` is aligned on the buckets' span: the low bits of the key's bucket
                     // number are its bucket in the node. A key outside the node reads some
                     // other word, which the header's bounds above then ignore.
