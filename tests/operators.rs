@@ -108,15 +108,7 @@ fn help_shows_the_environment_variable_of_every_flag() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     let options = help.split("HAPROXY CONFIGURATION").next().unwrap();
-    let flags = options
-        .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            (l.starts_with("--") || (l.starts_with('-') && l.get(2..4) == Some(", ")))
-                && !l.contains("--help")
-                && !l.contains("--version")
-        })
-        .count();
+    let flags = flags_in_help().len();
     let envs = options.matches("[env: SPOA_").count();
     assert!(flags >= 15, "{flags} flags in:\n{help}");
     assert_eq!(flags, envs, "a flag without its variable:\n{help}");
@@ -128,6 +120,64 @@ fn help_shows_the_environment_variable_of_every_flag() {
     ] {
         assert!(help.contains(&format!("[env: {name}=")), "{name}");
     }
+}
+
+/// The long flags `--help` lists (not `--help` and `--version`), sorted.
+fn flags_in_help() -> Vec<String> {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let options = help.split("HAPROXY CONFIGURATION").next().unwrap();
+    let mut flags: Vec<String> = options
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = if l.starts_with("--") {
+                l
+            } else if l.starts_with('-') && l.get(2..4) == Some(", ") {
+                &l[4..]
+            } else {
+                return None;
+            };
+            let name = l.split([' ', '=']).next().unwrap();
+            (name != "--help" && name != "--version").then(|| name.to_string())
+        })
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+#[test]
+fn the_readme_flags_table_has_a_row_for_every_flag() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Flags\n")
+        .nth(1)
+        .expect("a Flags section");
+    // The table: from its header to the first line that is not a row.
+    let rows = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'));
+    let mut documented: Vec<String> = rows
+        .filter_map(|row| row.split('|').nth(1))
+        .flat_map(|first| {
+            first
+                .split('`')
+                .filter_map(|code| {
+                    code.split(' ')
+                        .find(|w| w.starts_with("--") && w[2..].starts_with(char::is_alphabetic))
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    documented.sort();
+    documented.dedup();
+    let help = flags_in_help();
+    assert!(help.len() >= 20, "{help:?}");
+    assert_eq!(documented, help, "README's Flags table against --help");
 }
 
 #[test]
