@@ -221,6 +221,17 @@ pub struct Cli {
     )]
     pub spin_us: u64,
 
+    /// uring runtime, with --spin-us: spin only while spinning finds work. After a spin that
+    /// found nothing, an executor sleeps at once for its next 1, 2, 4 ... 64 waits before it
+    /// spins again; a spin that finds a NOTIFY resets that. An idle agent then spins before
+    /// one sleep in 64 at most, instead of before every one.
+    #[arg(
+        long = "spin-adaptive",
+        env = "SPOA_SPIN_ADAPTIVE",
+        requires = "spin_us"
+    )]
+    pub spin_adaptive: bool,
+
     /// uring runtime: the CPUs executors may be pinned to, e.g. 2-3 or 1,3 (default: every CPU
     /// this process may use). On a box shared with HAProxy, list CPUs its cpu-map leaves free.
     /// Without -n, one worker per CPU listed.

@@ -297,6 +297,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             Runtime::Uring => {
                 let options = runtime_uring::UringOptions {
                     spin: cli.spin(),
+                    spin_adaptive: cli.spin_adaptive,
                     cpus: cli.cpus.clone().map(|c| c.0),
                     ..Default::default()
                 };
@@ -312,6 +313,9 @@ fn run(cli: &Cli) -> Result<(), String> {
                 let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
                 if let Some(spin) = cli.spin() {
                     details.push_str(&format!(", spin {} us", spin.as_micros()));
+                    if cli.spin_adaptive {
+                        details.push_str(" after short waits");
+                    }
                 }
                 (
                     server.listen_addresses(),

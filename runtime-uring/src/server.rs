@@ -34,6 +34,9 @@ pub struct UringOptions {
     /// Busy-poll this long before an idle executor sleeps: a faster wake-up for the next frame,
     /// paid for with a CPU kept busy (`--spin-us`). `None`: sleep at once.
     pub spin: Option<Duration>,
+    /// Spin only while the executor's previous wait ended within `spin` (work arriving back
+    /// to back); after a longer wait, sleep at once (`--spin-adaptive`).
+    pub spin_adaptive: bool,
     /// glommio's registered I/O memory per executor, in bytes. It serves file I/O only (this
     /// runtime's sockets read into each connection's own buffers), so the 64 KiB minimum is
     /// enough; glommio's default of 10 MiB would cost 10 MiB of RSS per executor for nothing.
@@ -52,6 +55,7 @@ impl Default for UringOptions {
     fn default() -> Self {
         UringOptions {
             spin: None,
+            spin_adaptive: false,
             io_memory: 64 << 10,
             cpus: None,
             ring_depth: 128,
@@ -459,7 +463,9 @@ impl<F: HandlerFactory> Start<F> {
             .io_memory(self.options.io_memory)
             .ring_depth(self.options.ring_depth);
         if let Some(spin) = self.options.spin {
-            builder = builder.spin_before_park(spin);
+            builder = builder
+                .spin_before_park(spin)
+                .adaptive_spin(self.options.spin_adaptive);
         }
         let executor = match builder.make() {
             Ok(executor) => executor,
