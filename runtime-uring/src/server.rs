@@ -32,7 +32,9 @@ const HANDOFF_QUEUE: usize = 128;
 #[derive(Clone, Debug)]
 pub struct UringOptions {
     /// Busy-poll this long before an idle executor sleeps: a faster wake-up for the next frame,
-    /// paid for with a CPU kept busy (`--spin-us`). `None`: sleep at once.
+    /// paid for with a CPU kept busy (`--spin-us`). `None`: sleep at once. The spin backs off
+    /// while it finds nothing (glommio's `adaptive_spin`, PATCHES.md change 16): measured as
+    /// fast as spinning before every sleep under load, and an idle executor does not spin.
     pub spin: Option<Duration>,
     /// glommio's registered I/O memory per executor, in bytes. It serves file I/O only (this
     /// runtime's sockets read into each connection's own buffers), so the 64 KiB minimum is
@@ -459,7 +461,7 @@ impl<F: HandlerFactory> Start<F> {
             .io_memory(self.options.io_memory)
             .ring_depth(self.options.ring_depth);
         if let Some(spin) = self.options.spin {
-            builder = builder.spin_before_park(spin);
+            builder = builder.spin_before_park(spin).adaptive_spin(true);
         }
         let executor = match builder.make() {
             Ok(executor) => executor,

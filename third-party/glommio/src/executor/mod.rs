@@ -240,6 +240,9 @@ pub struct ExecutorStats {
     total_runtime: Duration,
     scheduler_runs: u64,
     tasks_executed: u64,
+    // PATCH(spoa): how often the executor spun before parking, and found nothing.
+    spins: u64,
+    spins_that_found_nothing: u64,
 }
 
 impl ExecutorStats {
@@ -249,7 +252,22 @@ impl ExecutorStats {
             total_runtime: Duration::from_nanos(0),
             scheduler_runs: 0,
             tasks_executed: 0,
+            spins: 0,
+            spins_that_found_nothing: 0,
         }
+    }
+
+    /// PATCH(spoa): how many times the executor, out of tasks, polled its rings for up to
+    /// the [`spin_before_park`](LocalExecutorBuilder::spin_before_park) duration before it
+    /// slept.
+    pub fn spins(&self) -> u64 {
+        self.spins
+    }
+
+    /// PATCH(spoa): how many of those [`spins`](Self::spins) found nothing within the
+    /// duration and ended asleep.
+    pub fn spins_that_found_nothing(&self) -> u64 {
+        self.spins_that_found_nothing
     }
 
     /// The total amount of runtime in this executor so far.
@@ -343,6 +361,10 @@ impl TaskQueueStats {
     }
 }
 
+/// PATCH(spoa): the most waits an adaptive spin (`LocalExecutorBuilder::adaptive_spin`) parks
+/// at once for after spins that found nothing.
+pub const ADAPTIVE_SPIN_MAX_SKIPS: u32 = 64;
+
 #[derive(Debug)]
 struct ExecutorQueues {
     active_executors: BinaryHeap<Rc<RefCell<TaskQueue>>>,
@@ -353,11 +375,18 @@ struct ExecutorQueues {
     preempt_timer_duration: Duration,
     default_preempt_timer_duration: Duration,
     spin_before_park: Option<Duration>,
+    /// PATCH(spoa): back off from spinning after spins that found nothing (see
+    /// [`LocalExecutorBuilder::adaptive_spin`]).
+    adaptive_spin: bool,
     stats: ExecutorStats,
 }
 
 impl ExecutorQueues {
-    fn new(preempt_timer_duration: Duration, spin_before_park: Option<Duration>) -> Self {
+    fn new(
+        preempt_timer_duration: Duration,
+        spin_before_park: Option<Duration>,
+        adaptive_spin: bool,
+    ) -> Self {
         ExecutorQueues {
             active_executors: BinaryHeap::new(),
             available_executors: AHashMap::new(),
@@ -367,6 +396,7 @@ impl ExecutorQueues {
             preempt_timer_duration,
             default_preempt_timer_duration: preempt_timer_duration,
             spin_before_park,
+            adaptive_spin,
             stats: ExecutorStats::new(),
         }
     }
@@ -456,6 +486,8 @@ pub struct LocalExecutorBuilder {
     placement: Placement,
     /// Spin for duration before parking a reactor
     spin_before_park: Option<Duration>,
+    /// PATCH(spoa): back off from spinning after spins that found nothing
+    adaptive_spin: bool,
     /// A name for the thread-to-be (if any), for identification in panic
     /// messages
     name: String,
@@ -492,6 +524,7 @@ impl LocalExecutorBuilder {
         LocalExecutorBuilder {
             placement: placement.clone(),
             spin_before_park: None,
+            adaptive_spin: false,
             name: String::from(DEFAULT_EXECUTOR_NAME),
             io_memory: DEFAULT_IO_MEMORY,
             ring_depth: DEFAULT_RING_SUBMISSION_DEPTH,
@@ -506,6 +539,21 @@ impl LocalExecutorBuilder {
     #[must_use = "The builder must be built to be useful"]
     pub fn spin_before_park(mut self, spin: Duration) -> LocalExecutorBuilder {
         self.spin_before_park = Some(spin);
+        self
+    }
+
+    /// PATCH(spoa): spin (for the duration given to
+    /// [`spin_before_park`](Self::spin_before_park)) only while spinning pays: after a spin
+    /// that ended asleep (nothing arrived within it), park at once for the next 1, then 2,
+    /// 4, ... up to [`ADAPTIVE_SPIN_MAX_SKIPS`] waits before spinning again; a spin that
+    /// finds work resets the back-off.
+    ///
+    /// Under a steady stream of work arriving within the spin, the executor keeps polling
+    /// and never pays the sleep and the wake-up; an idle or lightly loaded executor spins
+    /// before one wait in 64 at most.
+    #[must_use = "The builder must be built to be useful"]
+    pub fn adaptive_spin(mut self, adaptive: bool) -> LocalExecutorBuilder {
+        self.adaptive_spin = adaptive;
         self
     }
 
@@ -622,6 +670,7 @@ impl LocalExecutorBuilder {
                 preempt_timer: self.preempt_timer_duration,
                 record_io_latencies: self.record_io_latencies,
                 spin_before_park: self.spin_before_park,
+                adaptive_spin: self.adaptive_spin,
                 thread_pool_placement: self.blocking_thread_pool_placement,
                 detect_stalls: self.detect_stalls,
             },
@@ -687,6 +736,7 @@ impl LocalExecutorBuilder {
         let ring_depth = self.ring_depth;
         let preempt_timer_duration = self.preempt_timer_duration;
         let spin_before_park = self.spin_before_park;
+        let adaptive_spin = self.adaptive_spin;
         let detect_stalls = self.detect_stalls;
         let record_io_latencies = self.record_io_latencies;
         let blocking_thread_pool_placement = self.blocking_thread_pool_placement;
@@ -703,6 +753,7 @@ impl LocalExecutorBuilder {
                         preempt_timer: preempt_timer_duration,
                         record_io_latencies,
                         spin_before_park,
+                        adaptive_spin,
                         thread_pool_placement: blocking_thread_pool_placement,
                         detect_stalls,
                     },
@@ -986,6 +1037,7 @@ impl LocalExecutorPoolBuilder {
                             preempt_timer: preempt_timer_duration,
                             record_io_latencies,
                             spin_before_park,
+                            adaptive_spin: false,
                             thread_pool_placement: blocking_thread_pool_placement,
                             detect_stalls,
                         },
@@ -1081,6 +1133,8 @@ pub struct LocalExecutorConfig {
     pub preempt_timer: Duration,
     pub record_io_latencies: bool,
     pub spin_before_park: Option<Duration>,
+    /// PATCH(spoa): see [`LocalExecutorBuilder::adaptive_spin`].
+    pub adaptive_spin: bool,
     pub thread_pool_placement: PoolPlacement,
     pub detect_stalls: Option<Box<dyn stall::StallDetectionHandler + 'static>>,
 }
@@ -1157,7 +1211,11 @@ impl LocalExecutor {
             None => config.spin_before_park = None,
         }
         let p = parking::Parker::new();
-        let queues = ExecutorQueues::new(config.preempt_timer, config.spin_before_park);
+        let queues = ExecutorQueues::new(
+            config.preempt_timer,
+            config.spin_before_park,
+            config.adaptive_spin,
+        );
         let id = notifier.id();
         trace!(id = id, "Creating executor");
         Ok(LocalExecutor {
@@ -1315,6 +1373,10 @@ impl LocalExecutor {
         self.queues.borrow().spin_before_park
     }
 
+    fn adaptive_spin(&self) -> bool {
+        self.queues.borrow().adaptive_spin
+    }
+
     /// PATCH(spoa): whether a task queue has tasks to run.
     fn has_active_task_queue(&self) -> bool {
         !self.queues.borrow().active_executors.is_empty()
@@ -1462,6 +1524,12 @@ impl LocalExecutor {
             let cx = &mut Context::from_waker(&waker);
 
             let spin_before_park = self.spin_before_park().unwrap_or_default();
+            // PATCH(spoa): with `adaptive_spin`, spins that found nothing make the next
+            // waits park at once.
+            let adaptive_spin = self.adaptive_spin();
+            // Waits to park at once before spinning again, and the next back-off.
+            let mut skips_left = 0u32;
+            let mut backoff = 0u32;
 
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
@@ -1516,21 +1584,36 @@ impl LocalExecutor {
                         // would queue the next receive still waiting: a connection stalled
                         // until an unrelated completion came. Going round the loop polls first.
                         continue;
-                    } else if spin_before_park.is_zero() {
-                        // PATCH(spoa): no spinning asked: park at once (a poll first would
-                        // cost an io_uring_enter of its own whenever operations are queued).
+                    } else if spin_before_park.is_zero() || (adaptive_spin && skips_left > 0) {
+                        // PATCH(spoa): no spinning asked (or backing off from it): park at
+                        // once (a poll first would cost an io_uring_enter of its own whenever
+                        // operations are queued).
+                        skips_left = skips_left.saturating_sub(1);
                         this.parker
                             .park()
                             .expect("Failed to park! This is actually pretty bad!");
                         pre_time = Instant::now();
                     } else {
+                        let mut found = true;
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
+                                found = false;
                                 this.parker
                                     .park()
                                     .expect("Failed to park! This is actually pretty bad!");
                                 break;
                             }
+                        }
+                        {
+                            let stats = &mut this.queues.borrow_mut().stats;
+                            stats.spins += 1;
+                            stats.spins_that_found_nothing += u64::from(!found);
+                        }
+                        if found {
+                            backoff = 0;
+                        } else if adaptive_spin {
+                            backoff = (backoff * 2).clamp(1, ADAPTIVE_SPIN_MAX_SKIPS);
+                            skips_left = backoff;
                         }
                         // reset the timer for deduct spin loop time
                         pre_time = Instant::now();
