@@ -35,7 +35,7 @@
 
 use std::fmt::Debug;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 
 use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 
@@ -240,22 +240,30 @@ const BELOW: usize = 1;
 const ABOVE: usize = 2;
 const LO: usize = 3;
 
-/// `u32` words of range starts in a [`Block`].
+/// `u32` words of range starts in a [`Block`], at most.
 const BLOCK_WORDS: usize = 12;
+/// Words in a granule: blocks start and end on 16-byte boundaries.
+const GRANULE: usize = 4;
+/// Lines the build keeps open for blocks to fill ([`Tree::place`]).
+const OPEN_LINES: usize = 4;
 
-/// A leaf of the index: the ranges of one bucket in one cache line. The first range is the one
-/// holding the bucket's first key; each of the others starts at its offset in the bucket.
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-#[repr(C, align(64))]
+/// A leaf of the index: the ranges of one bucket in one to four 16-byte granules of a cache
+/// line. The first range is the one holding the bucket's first key; each of the others starts
+/// at its offset in the bucket. In `u32` words (the first ones also read as bytes):
+///
+/// - byte 0: `len` (ranges after the first, up to 12) and `width - 1` above it (words per
+///   start, 1 to 4); byte 1: `zeros`, the low zero bits the starts' offsets share, shifted out;
+/// - bytes 2 to `len + 2`: the scores of ranges 0..=len;
+/// - from word [`Block::head`]`(len)`: the starts of ranges 1..=len, `width` words each, most
+///   significant first.
+///
+/// Most IPv6 buckets hold one network inside the one around it (three ranges): 16 bytes for a
+/// /64 or shorter in its bucket, 32 for a single address; four of the first share a line.
+#[derive(Clone, Copy, Debug)]
 struct Block {
-    /// The starts of ranges 1..=len: offset in the bucket, shifted right by `zeros`, in
-    /// `width` words each, most significant first.
-    starts: [u32; BLOCK_WORDS],
-    /// The scores of ranges 0..=len.
-    scores: [u8; BLOCK_WORDS + 1],
-    len: u8,
-    width: u8,
-    zeros: u8,
+    words: [u32; LINE],
+    /// Words used, a multiple of [`GRANULE`].
+    size: usize,
 }
 
 impl Block {
@@ -269,69 +277,75 @@ impl Block {
             .unwrap_or(0);
         let largest = offsets.last().map_or(0, |&o| o >> zeros);
         let width = (128 - largest.leading_zeros()).div_ceil(32).max(1) as usize;
-        if offsets.len() > BLOCK_WORDS / width || scores.len() != offsets.len() + 1 {
+        let len = offsets.len();
+        if len > BLOCK_WORDS / width || scores.len() != len + 1 {
             return None;
         }
-        let mut block = Block {
-            starts: [0; BLOCK_WORDS],
-            scores: [NONE; BLOCK_WORDS + 1],
-            len: offsets.len() as u8,
-            width: width as u8,
-            zeros: zeros as u8,
-        };
+        let head = Block::head(len);
+        let mut words = [0u32; LINE];
+        {
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words[..head]);
+            bytes[0] = len as u8 | ((width - 1) as u8) << 4;
+            bytes[1] = zeros as u8;
+            bytes[2..2 + scores.len()].copy_from_slice(scores);
+        }
         for (k, &o) in offsets.iter().enumerate() {
             let v = o >> zeros;
             for w in 0..width {
-                block.starts[k * width + w] = (v >> (32 * (width - 1 - w))) as u32;
+                words[head + k * width + w] = (v >> (32 * (width - 1 - w))) as u32;
             }
         }
-        block.scores[..scores.len()].copy_from_slice(scores);
-        Some(block)
+        Some(Block {
+            words,
+            size: (head + len * width).next_multiple_of(GRANULE),
+        })
     }
 
-    /// The score at `offset` in the bucket.
+    /// Where the starts begin in a block of `len` ranges after the first: past the two header
+    /// bytes and `len + 1` scores.
     #[inline(always)]
-    fn find(&self, offset: u128) -> u8 {
-        let at = offset >> self.zeros;
-        let len = usize::from(self.len);
-        // Branch-free: the starts are sorted, so counting those at or below `at` finds the
-        // range. A start fits in `width` words, so an `at` past them counts the same clamped.
+    fn head(len: usize) -> usize {
+        (len + 6) / 4
+    }
+
+    /// The score at `offset` in the bucket of the block that `block` starts with.
+    #[inline(always)]
+    fn find(block: &[u32], offset: u128) -> u8 {
+        let first = block[0];
+        let len = (first & 0xf) as usize;
+        let at = offset >> ((first >> 8) & 0x7f);
+        let head = Block::head(len);
+        // The starts are sorted, so counting those at or below `at` finds the range. A start
+        // fits in `width` words, so an `at` past them counts the same clamped. Only the
+        // block's own words are read: past them the line may end.
         // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
         // are as common); counting for every width and picking after removes that but doubles
         // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
-        let after = match self.width {
-            1 => {
+        let after = match (first >> 4) & 0x3 {
+            0 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
-                (0..BLOCK_WORDS)
-                    .filter(|&k| (k < len) & (self.starts[k] <= at))
-                    .count()
+                block[head..head + len].iter().filter(|&&s| s <= at).count()
             }
-            2 => {
+            1 => {
                 let at = u64::try_from(at).unwrap_or(u64::MAX);
-                (0..BLOCK_WORDS / 2)
-                    .filter(|&k| {
-                        let s =
-                            u64::from(self.starts[2 * k]) << 32 | u64::from(self.starts[2 * k + 1]);
-                        (k < len) & (s <= at)
-                    })
+                block[head..head + 2 * len]
+                    .chunks_exact(2)
+                    .filter(|s| (u64::from(s[0]) << 32 | u64::from(s[1])) <= at)
                     .count()
             }
-            3 => self.count::<3>(at, len),
-            _ => self.count::<4>(at, len),
+            2 => Block::count::<3>(&block[head..head + 3 * len], at),
+            _ => Block::count::<4>(&block[head..head + 4 * len], at),
         };
-        self.scores[after]
+        let scores: &[u8] = bytemuck::cast_slice(&block[..head]);
+        scores[2 + after]
     }
 
-    /// [`Block::find`]'s count for starts of `W` words.
+    /// [`Block::find`]'s count for `starts` of `W` words each.
     #[inline(always)]
-    fn count<const W: usize>(&self, at: u128, len: usize) -> usize {
-        (0..BLOCK_WORDS / W)
-            .filter(|&k| {
-                let s = self.starts[k * W..(k + 1) * W]
-                    .iter()
-                    .fold(0u128, |s, &w| s << 32 | u128::from(w));
-                (k < len) & (s <= at)
-            })
+    fn count<const W: usize>(starts: &[u32], at: u128) -> usize {
+        starts
+            .chunks_exact(W)
+            .filter(|s| s.iter().fold(0u128, |s, &w| s << 32 | u128::from(w)) <= at)
             .count()
     }
 }
@@ -345,8 +359,10 @@ pub struct Ranges<K: Key> {
     scores: Pages<u8>,
     /// The index nodes, root first (none when there is one range).
     index: Pages<u32>,
-    /// The leaves the nodes point to.
-    blocks: Pages<Block>,
+    /// The leaves the nodes point to ([`Block`]s, packed in lines), in `u32` words.
+    blocks: Pages<u32>,
+    /// [`Block`]s in `blocks`.
+    leaves: usize,
     /// The score of every key when there is one range.
     whole: u8,
     /// Ranges (including those with no score).
@@ -539,8 +555,11 @@ impl<K: Key> Ranges<K> {
         let mut tree = Tree {
             index: Vec::new(),
             // A block holds at least one start inside its bucket, and no two blocks' buckets
-            // overlap: at most one block per range but the first.
-            blocks: Filling::new(if K::LEAF == 0 { n - 1 } else { 0 }, huge_min),
+            // overlap: at most one block per range but the first, and a line per block at
+            // most.
+            blocks: Filling::new(if K::LEAF == 0 { (n - 1) * LINE } else { 0 }, huge_min),
+            open: Vec::with_capacity(OPEN_LINES),
+            leaves: 0,
             nodes: 0,
             key: std::marker::PhantomData,
         };
@@ -552,6 +571,7 @@ impl<K: Key> Ranges<K> {
         if n > 1 {
             tree.node(&sorted, 0, n - 1, ROOT_BITS);
         }
+        tree.close_lines(0);
         let (starts, scores) = if K::LEAF > 0 {
             (starts.seal(), scores.seal())
         } else {
@@ -561,6 +581,7 @@ impl<K: Key> Ranges<K> {
         };
         let r = Ranges {
             blocks: tree.blocks.seal(),
+            leaves: tree.leaves,
             index: Pages::with_threshold(tree.index, huge_min),
             starts,
             scores,
@@ -576,12 +597,48 @@ impl<K: Key> Ranges<K> {
 /// The index while it is built.
 struct Tree<K> {
     index: Vec<u32>,
-    blocks: Filling<Block>,
+    /// The lines of blocks written so far.
+    blocks: Filling<u32>,
+    /// The lines after those, still filling: their words and how many are used.
+    open: Vec<([u32; LINE], usize)>,
+    /// Blocks placed.
+    leaves: usize,
     nodes: usize,
     key: std::marker::PhantomData<K>,
 }
 
 impl<K: Key> Tree<K> {
+    /// Places `block` in the first open line it fits in (a new one if none), never across
+    /// two lines; returns where it starts, in granules. Keeping a few lines open fills the
+    /// gaps a block too large for the end of a line leaves with the small blocks after it.
+    fn place(&mut self, block: &Block) -> u32 {
+        self.leaves += 1;
+        let line = match self.open.iter().position(|l| l.1 + block.size <= LINE) {
+            Some(line) => line,
+            None => {
+                self.close_lines(OPEN_LINES - 1);
+                self.open.push(([0; LINE], 0));
+                self.open.len() - 1
+            }
+        };
+        let written = self.blocks.len() + line * LINE;
+        let (words, used) = &mut self.open[line];
+        words[*used..*used + block.size].copy_from_slice(&block.words[..block.size]);
+        let at = written + *used;
+        *used += block.size;
+        (at / GRANULE) as u32
+    }
+
+    /// Writes the first open lines until `keep` are left open.
+    fn close_lines(&mut self, keep: usize) {
+        while self.open.len() > keep {
+            let (words, _) = self.open.remove(0);
+            for w in words {
+                self.blocks.push(w);
+            }
+        }
+    }
+
     /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
     fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
@@ -659,8 +716,7 @@ impl<K: Key> Tree<K> {
             let slot = if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
-                self.blocks.push(block);
-                (self.blocks.len() - 1) as u32
+                self.place(&block)
             } else {
                 self.node(flat, bi, bj, CHILD_BITS)
             };
@@ -716,7 +772,8 @@ impl<K: Key> Ranges<K> {
                 return slot as u8;
             }
             if K::LEAF == 0 {
-                return self.blocks.as_slice()[slot as usize].find(key.low(shift));
+                let blocks = self.blocks.as_slice();
+                return Block::find(&blocks[slot as usize * GRANULE..], key.low(shift));
             }
             let (starts, leaf_scores) = (self.starts.as_slice(), self.scores.as_slice());
             let first = slot as usize;
@@ -771,7 +828,7 @@ impl<K: Key> Ranges<K> {
         } else {
             depth(self, 0)
         };
-        (self.nodes, deepest, self.blocks.as_slice().len())
+        (self.nodes, deepest, self.leaves)
     }
 
     /// Distinct networks the ranges were built from.
@@ -963,12 +1020,13 @@ mod tests {
         ] {
             let scores: Vec<u8> = (0..=offsets.len() as u8).collect();
             let block = Block::new(offsets, &scores).expect("fits");
-            assert_eq!(block.find(0), 0, "{offsets:x?}");
+            let find = |offset| Block::find(&block.words[..block.size], offset);
+            assert_eq!(find(0), 0, "{offsets:x?}");
             for (k, &o) in offsets.iter().enumerate() {
-                assert_eq!(block.find(o - 1), k as u8, "{o:#x} - 1");
-                assert_eq!(block.find(o), k as u8 + 1, "{o:#x}");
+                assert_eq!(find(o - 1), k as u8, "{o:#x} - 1");
+                assert_eq!(find(o), k as u8 + 1, "{o:#x}");
             }
-            assert_eq!(block.find(u128::MAX), offsets.len() as u8);
+            assert_eq!(find(u128::MAX), offsets.len() as u8);
         }
         let wide = [1u128, 2, 3, 1 << 100];
         assert!(Block::new(&wide, &[0; 5]).is_none(), "4 starts of 4 words");
