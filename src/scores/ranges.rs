@@ -76,7 +76,8 @@ pub const NONE: u8 = u8::MAX;
 pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// `self - other`, for `self >= other`.
     fn minus(self, other: Self) -> Self;
-    /// `self >> shift` as an index (the caller keeps it below 2^32).
+    /// `self >> shift` as an index, for `shift` below the key's bits (the caller keeps the
+    /// index below 2^32).
     fn bucket(self, shift: u32) -> usize;
     /// `b << shift` as a key.
     fn from_bucket(b: usize, shift: u32) -> Self;
@@ -103,7 +104,8 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// Buckets per range in a node, as a power of two above one per four ranges (2: about one
     /// per range): more buckets hold a score directly and fewer need a child node.
     const BUCKETS: u32;
-    /// The key stored at `words[..WORDS]`.
+    /// The key stored at `words[..WORDS]`, least significant word first (so that reading it
+    /// is one load on a little-endian machine).
     fn read(words: &[u32]) -> Self;
     /// Appends the key's words.
     fn write(self, out: &mut Vec<u32>);
@@ -125,10 +127,13 @@ macro_rules! key {
             fn read(words: &[u32]) -> Self {
                 words[..Self::WORDS]
                     .iter()
-                    .fold(0, |k, &w| k.checked_shl(32).unwrap_or(0) | <$t>::from(w))
+                    .enumerate()
+                    .fold(0, |k, (i, &w)| {
+                        k | <$t>::from(w).checked_shl(32 * i as u32).unwrap_or(0)
+                    })
             }
             fn write(self, out: &mut Vec<u32>) {
-                for i in (0..Self::WORDS).rev() {
+                for i in 0..Self::WORDS {
                     out.push((self.checked_shr(32 * i as u32).unwrap_or(0)) as u32);
                 }
             }
@@ -138,7 +143,8 @@ macro_rules! key {
             }
             #[inline(always)]
             fn bucket(self, shift: u32) -> usize {
-                self.checked_shr(shift).unwrap_or(0) as usize
+                debug_assert!(shift < <$t>::BITS);
+                (self >> (shift & (<$t>::BITS - 1))) as usize
             }
             fn from_bucket(b: usize, shift: u32) -> Self {
                 (b as $t).checked_shl(shift).unwrap_or(0)
@@ -297,8 +303,15 @@ impl Block {
         }
         Some(Block {
             words,
-            size: (head + len * width).next_multiple_of(GRANULE),
+            size: Block::size(words[0]),
         })
+    }
+
+    /// Words a block takes, from its first word: its header, scores and starts, to the end of
+    /// their last granule.
+    fn size(first: u32) -> usize {
+        let (len, width) = ((first & 0xf) as usize, ((first >> 4) & 0x3) as usize + 1);
+        (Block::head(len) + len * width).next_multiple_of(GRANULE)
     }
 
     /// Where the starts begin in a block of `len` ranges after the first: past the two header
@@ -900,6 +913,14 @@ mod tests {
                 let score = (slot & CHILD == 0 && slot & SCORE != 0).then_some(slot as u8);
                 let want = (i == j).then_some(scores[i]);
                 assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
+                if K::LEAF == 0 && slot & (CHILD | SCORE) == 0 {
+                    let start = slot as usize * GRANULE;
+                    let size = Block::size(r.blocks.as_slice()[start]);
+                    assert!(
+                        start % LINE + size <= LINE,
+                        "block at {start} crosses a line"
+                    );
+                }
             }
         }
     }
@@ -995,6 +1016,53 @@ mod tests {
         let (empty, _) = Ranges::<u128>::build(Vec::new());
         assert_eq!(empty.lookup(u128::MAX), NONE);
         assert_eq!(empty.len(), 1);
+    }
+
+    /// One network inside `region`/32 in each of eight buckets of the root, at `offset` in its
+    /// bucket: the networks of `len` bits and the region.
+    fn eight_alone_in_their_buckets(len: u8, offset: u128) -> Vec<Span<u128>> {
+        let region = 0x2001_0db8u128 << 96;
+        let mut spans = vec![Span::new(region, 32, 10)];
+        // 19 ranges: 32 buckets of 2^91 over the region; the third group's top bits pick one.
+        for i in 0..8u8 {
+            let first = region | (u128::from(i) * 0x2000) << 80 | offset;
+            spans.push(Span::new(first, len, 20 + i));
+        }
+        spans
+    }
+
+    #[test]
+    fn ipv6_blocks_of_one_network_share_lines() {
+        // A /64 in its bucket: two starts of one word after the shared zero bits are shifted
+        // out, three scores and the header: one granule, four blocks a line.
+        let spans = eight_alone_in_their_buckets(64, 1 << 80);
+        let (r, _) = Ranges::build(spans.clone());
+        assert_eq!(r.shape(), (1, 1, 8), "the root alone, eight blocks");
+        assert_eq!(
+            r.blocks.as_slice().len(),
+            2 * LINE,
+            "eight blocks in two lines"
+        );
+        // A single address: two starts of three words, two granules, two blocks a line.
+        let addresses = eight_alone_in_their_buckets(128, 1 << 80 | 5);
+        let (a, _) = Ranges::build(addresses.clone());
+        assert_eq!(a.shape(), (1, 1, 8));
+        assert_eq!(
+            a.blocks.as_slice().len(),
+            4 * LINE,
+            "eight blocks in four lines"
+        );
+        for (r, spans) in [(r, spans), (a, addresses)] {
+            assert_scores_where_one_range(&spans);
+            for s in &spans {
+                let last = s.first.last(s.len);
+                assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
+                assert_eq!(r.lookup(last), s.score, "{last:x}");
+                let around = if s.len == 32 { NONE } else { 10 };
+                assert_eq!(r.lookup(s.first - 1), around, "{:x} - 1", s.first);
+                assert_eq!(r.lookup(last + 1), around, "{last:x} + 1");
+            }
+        }
     }
 
     #[test]
