@@ -42,8 +42,6 @@ use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
 
-/// Buckets of the root node, at most, as a power of two (1 MiB of slots).
-const ROOT_BITS: u32 = 18;
 /// Buckets of a child node, at most, as a power of two.
 const CHILD_BITS: u32 = 14;
 
@@ -69,6 +67,18 @@ const LINE: usize = 16;
 const _: () = assert!(CHILD_BITS < 15);
 /// A slot holding a score directly (the bucket lies inside one range).
 const SCORE: u32 = 1 << 30;
+/// With [`Key::CELL`] of 4 words, a slot (neither [`CHILD`] nor [`SCORE`]) holding the ranges
+/// of its bucket itself when they are one network inside the range around it, or one range
+/// starting inside the bucket: the network's first key as an offset in the bucket shifted
+/// right by its `size` bits (a power of two; the offset is a multiple of it) in words 1 to 3,
+/// least significant first; in word 0 `NET | size << NET_SIZE` and the scores before, inside
+/// and after it, 7 bits each ([`NONE`] as 127), most significant first. A lookup that ends
+/// here reads no block: one read less. Below it, a slot holding a [`Block`]'s granule.
+const NET: u32 = 1 << 29;
+/// Where a [`NET`] slot holds its network's size, as a power of two (7 bits).
+const NET_SIZE: u32 = 21;
+/// A [`NET`] slot's score bits: 0..=100, and 127 for [`NONE`].
+const NET_NONE: u32 = 127;
 /// The score of a range that no network covers.
 pub const NONE: u8 = u8::MAX;
 
@@ -104,6 +114,11 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// Buckets per range in a node, as a power of two above one per four ranges (2: about one
     /// per range): more buckets hold a score directly and fewer need a child node.
     const BUCKETS: u32;
+    /// `u32` words of a bucket's slot: 1, or 4 where a slot can hold one network in its bucket
+    /// itself ([`NET`]).
+    const CELL: usize;
+    /// Buckets of the root node, at most, as a power of two (1 MiB of slots).
+    const ROOT_BITS: u32;
     /// The key stored at `words[..WORDS]`, least significant word first (so that reading it
     /// is one load on a little-endian machine).
     fn read(words: &[u32]) -> Self;
@@ -115,11 +130,13 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
 }
 
 macro_rules! key {
-    ($t:ty, $leaf:expr, $buckets:expr, $sort:path) => {
+    ($t:ty, $leaf:expr, $buckets:expr, $cell:expr, $root:expr, $sort:path) => {
         impl Key for $t {
             const WORDS: usize = std::mem::size_of::<$t>() / 4;
             const LEAF: usize = $leaf;
             const BUCKETS: u32 = $buckets;
+            const CELL: usize = $cell;
+            const ROOT_BITS: u32 = $root;
             fn sort(spans: &mut Vec<Span<Self>>) {
                 $sort(spans)
             }
@@ -175,8 +192,8 @@ macro_rules! key {
     };
 }
 
-key!(u32, 16, 2, radix_sort);
-key!(u128, 0, 2, comparison_sort);
+key!(u32, 16, 2, 1, 18, radix_sort);
+key!(u128, 0, 2, 4, 16, comparison_sort);
 
 /// [`Key::sort`] by comparisons, in place.
 fn comparison_sort<K: Key>(spans: &mut [Span<K>]) {
@@ -246,6 +263,12 @@ const BELOW: usize = 1;
 const ABOVE: usize = 2;
 const LO: usize = 3;
 
+/// Where a node's slots start: after its header, on a whole [`Key::CELL`] (a 4-word slot never
+/// spans two cache lines).
+#[inline(always)]
+const fn slots_at<K: Key>() -> usize {
+    (LO + 2 * K::WORDS).next_multiple_of(K::CELL)
+}
 /// `u32` words of range starts in a [`Block`], at most.
 const BLOCK_WORDS: usize = 12;
 /// Words in a granule: blocks start and end on 16-byte boundaries.
@@ -483,6 +506,39 @@ impl<K: Key> Sorted<'_, K> {
         below + self.starts[below + 1..above].partition_point(|&s| s <= key)
     }
 
+    /// The [`NET`] slot of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys,
+    /// if they are one range starting in the bucket or one network inside the range around
+    /// it.
+    fn net(&self, i: usize, j: usize, shift: u32) -> Option<[u32; 4]> {
+        let score = |s: u8| match s {
+            NONE => Some(NET_NONE),
+            s if u32::from(s) < NET_NONE => Some(u32::from(s)),
+            _ => None,
+        };
+        let first = self.starts[i + 1].low(shift);
+        let (size, after) = match j - i {
+            // Any size the offset is a multiple of: the range goes on past the bucket.
+            1 => (first.trailing_zeros(), i + 1),
+            2 => {
+                let size = self.starts[j].low(shift) - first;
+                let aligned = size.is_power_of_two() && first.is_multiple_of(size);
+                (size.trailing_zeros(), aligned.then_some(j)?)
+            }
+            _ => return None,
+        };
+        let start = first >> size;
+        if start >> 96 != 0 {
+            return None;
+        }
+        let scores = score(self.scores[i])? << 14 | score(self.scores[i + 1])? << 7;
+        Some([
+            NET | size << NET_SIZE | scores | score(self.scores[after])?,
+            start as u32,
+            (start >> 32) as u32,
+            (start >> 64) as u32,
+        ])
+    }
+
     /// The block of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys, if
     /// they fit in one.
     fn block(&self, i: usize, j: usize, shift: u32) -> Option<Block> {
@@ -582,7 +638,7 @@ impl<K: Key> Ranges<K> {
         };
         let whole = sorted.scores[0];
         if n > 1 {
-            tree.node(&sorted, 0, n - 1, ROOT_BITS);
+            tree.node(&sorted, 0, n - 1, K::ROOT_BITS);
         }
         tree.close_lines(0);
         let (starts, scores) = if K::LEAF > 0 {
@@ -667,7 +723,7 @@ impl<K: Key> Tree<K> {
             let shift = span.pred().width().saturating_sub(bits);
             // A child is direct if its ranges fit in 2^(bits or bits + 1) buckets from a `lo`
             // aligned on all of them, and nothing below that `lo` is outside range `i`.
-            let direct = (max_bits < ROOT_BITS)
+            let direct = (max_bits < K::ROOT_BITS)
                 .then(|| {
                     (bits..=bits + 1).find_map(|b| {
                         let lo = flat.starts[i + 1].align(shift + b);
@@ -684,10 +740,9 @@ impl<K: Key> Tree<K> {
                 direct.map(|d| d.1),
             )
         };
-        if direct.is_some() {
-            self.index
-                .resize(self.index.len().next_multiple_of(LINE), 0);
-        }
+        let align = if direct.is_some() { LINE } else { K::CELL };
+        self.index
+            .resize(self.index.len().next_multiple_of(align), 0);
         let at = self.index.len();
         let pointer = match direct {
             Some(b) if at / LINE < 1 << DIRECT_BITS => {
@@ -700,8 +755,8 @@ impl<K: Key> Tree<K> {
             .extend([shift, u32::from(flat.scores[i]), u32::from(flat.scores[j])]);
         lo.write(&mut self.index);
         hi.write(&mut self.index);
-        let first_slot = self.index.len();
-        self.index.resize(first_slot + buckets, 0);
+        let first_slot = at + slots_at::<K>();
+        self.index.resize(first_slot + buckets * K::CELL, 0);
         let step = K::from_bucket(1, shift);
         // The buckets' first and last keys come in order: each bucket's ranges are found
         // forward from the previous bucket's (one binary search per node, not two per bucket),
@@ -719,13 +774,22 @@ impl<K: Key> Tree<K> {
                 after => flat.starts[after].minus(lo).bucket(shift),
             };
             if next > b {
-                self.index[first_slot + b..first_slot + next]
-                    .fill(SCORE | u32::from(flat.scores[bi]));
+                for cell in self.index[first_slot + b * K::CELL..first_slot + next * K::CELL]
+                    .chunks_exact_mut(K::CELL)
+                {
+                    cell[0] = SCORE | u32::from(flat.scores[bi]);
+                }
                 (b, bj) = (next, bi);
                 continue;
             }
             let last = first.plus(step.pred()).min(hi.pred());
             bj = flat.range_after(bi + 1, last);
+            let cell = first_slot + b * K::CELL;
+            if let Some(net) = flat.net(bi, bj, shift).filter(|_| K::CELL == 4) {
+                self.index[cell..cell + 4].copy_from_slice(&net);
+                b += 1;
+                continue;
+            }
             let slot = if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
@@ -733,7 +797,7 @@ impl<K: Key> Tree<K> {
             } else {
                 self.node(flat, bi, bj, CHILD_BITS)
             };
-            self.index[first_slot + b] = slot;
+            self.index[cell] = slot;
             b += 1;
         }
         pointer
@@ -761,9 +825,10 @@ impl<K: Key> Ranges<K> {
                 return node[ABOVE] as u8;
             }
             let shift = node[SHIFT];
+            let cell = slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL;
             let slot = match ahead {
                 Some(slot) => slot,
-                None => node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)],
+                None => node[cell],
             };
             if slot & CHILD != 0 {
                 at = child_at(slot);
@@ -775,7 +840,7 @@ impl<K: Key> Ranges<K> {
                     // other word, which the header's bounds above then ignore.
                     let bucket = key.bucket(shift) & ((1 << bits) - 1);
                     index
-                        .get(at + LO + 2 * K::WORDS + bucket)
+                        .get(at + slots_at::<K>() + bucket * K::CELL)
                         .copied()
                         .unwrap_or(0)
                 });
@@ -783,6 +848,14 @@ impl<K: Key> Ranges<K> {
             }
             if slot & SCORE != 0 {
                 return slot as u8;
+            }
+            if K::CELL == 4 && slot & NET != 0 {
+                let net = &node[cell..cell + 4];
+                let start =
+                    u128::from(net[1]) | u128::from(net[2]) << 32 | u128::from(net[3]) << 64;
+                let at = key.low(shift) >> ((slot >> NET_SIZE) & 0x7f);
+                let score = (slot >> (7 * (1 - (at > start) as u32 + (at < start) as u32))) & 0x7f;
+                return if score == NET_NONE { NONE } else { score as u8 };
             }
             if K::LEAF == 0 {
                 let blocks = self.blocks.as_slice();
@@ -828,9 +901,10 @@ impl<K: Key> Ranges<K> {
             } else {
                 hi.pred().minus(lo).bucket(node[SHIFT]) + 1
             };
-            let slots = &node[LO + 2 * K::WORDS..][..buckets];
+            let slots = &node[slots_at::<K>()..][..buckets * K::CELL];
             1 + slots
                 .iter()
+                .step_by(K::CELL)
                 .filter(|&&s| s & CHILD != 0)
                 .map(|&s| depth(r, child_at(s)))
                 .max()
@@ -859,14 +933,15 @@ mod tests {
     }
 
     /// The bucket slots of the node at `at` in [`Ranges::index`].
-    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> &[u32] {
+    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> Vec<u32> {
         let node = &r.index.as_slice()[at..];
         let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
         let buckets = match lo == hi {
             true => 0,
             false => hi.pred().minus(lo).bucket(node[SHIFT]) + 1,
         };
-        &node[LO + 2 * K::WORDS..][..buckets]
+        let cells = &node[slots_at::<K>()..][..buckets * K::CELL];
+        cells.iter().step_by(K::CELL).copied().collect()
     }
 
     /// Every index node, by its place in [`Ranges::index`].
@@ -888,7 +963,7 @@ mod tests {
     fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
         let pointers: Vec<u32> = nodes(r)
             .into_iter()
-            .flat_map(|at| slots(r, at).to_vec())
+            .flat_map(|at| slots(r, at))
             .filter(|&s| s & CHILD != 0)
             .collect();
         let direct = pointers.iter().filter(|&&s| s & DIRECT != 0).count();
@@ -913,7 +988,7 @@ mod tests {
                 let score = (slot & CHILD == 0 && slot & SCORE != 0).then_some(slot as u8);
                 let want = (i == j).then_some(scores[i]);
                 assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
-                if K::LEAF == 0 && slot & (CHILD | SCORE) == 0 {
+                if K::LEAF == 0 && slot & (CHILD | SCORE | NET) == 0 {
                     let start = slot as usize * GRANULE;
                     let size = Block::size(r.blocks.as_slice()[start]);
                     assert!(
@@ -1018,51 +1093,76 @@ mod tests {
         assert_eq!(empty.len(), 1);
     }
 
-    /// One network inside `region`/32 in each of eight buckets of the root, at `offset` in its
-    /// bucket: the networks of `len` bits and the region.
-    fn eight_alone_in_their_buckets(len: u8, offset: u128) -> Vec<Span<u128>> {
+    /// Networks of `len` bits at `offsets` in each of eight buckets of the root, inside
+    /// `region`/32 (scored 10): the region first.
+    fn in_eight_buckets(len: u8, offsets: &[u128]) -> Vec<Span<u128>> {
         let region = 0x2001_0db8u128 << 96;
         let mut spans = vec![Span::new(region, 32, 10)];
-        // 19 ranges: 32 buckets of 2^91 over the region; the third group's top bits pick one.
+        // Up to 35 ranges: 32 or 64 buckets of 2^91 or 2^90 over the region; the third
+        // group's top bits pick one.
         for i in 0..8u8 {
-            let first = region | (u128::from(i) * 0x2000) << 80 | offset;
-            spans.push(Span::new(first, len, 20 + i));
+            for &offset in offsets {
+                let first = region | (u128::from(i) * 0x2000) << 80 | offset;
+                spans.push(Span::new(first, len, 20 + i));
+            }
         }
         spans
     }
 
+    /// Lookups at and either side of every network's edges match the networks.
+    fn assert_edges(r: &Ranges<u128>, spans: &[Span<u128>]) {
+        assert_scores_where_one_range(spans);
+        for s in spans {
+            let last = s.first.last(s.len);
+            assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
+            assert_eq!(r.lookup(last), s.score, "{last:x}");
+            let around = if s.len == 32 { NONE } else { 10 };
+            assert_eq!(r.lookup(s.first - 1), around, "{:x} - 1", s.first);
+            assert_eq!(r.lookup(last + 1), around, "{last:x} + 1");
+        }
+    }
+
     #[test]
-    fn ipv6_blocks_of_one_network_share_lines() {
-        // A /64 in its bucket: two starts of one word after the shared zero bits are shifted
-        // out, three scores and the header: one granule, four blocks a line.
-        let spans = eight_alone_in_their_buckets(64, 1 << 80);
+    fn an_ipv6_network_alone_in_its_bucket_ends_the_lookup_in_the_slot() {
+        // A /64 and a single address, each alone in its bucket: the root's slot holds it
+        // (the root alone, no block), so a lookup reads the root's header and one slot.
+        for (len, offset) in [(64, 1 << 80), (128, 1 << 80 | 5)] {
+            let spans = in_eight_buckets(len, &[offset]);
+            let (r, _) = Ranges::build(spans.clone());
+            assert_eq!(r.shape(), (1, 1, 0), "/{len}: the root alone, no block");
+            assert_eq!(children(&r), (0, 0));
+            let nets = slots(&r, 0)
+                .iter()
+                .filter(|&&s| s & (CHILD | SCORE | NET) == NET)
+                .count();
+            assert_eq!(nets, 8, "/{len}");
+            assert_edges(&r, &spans);
+        }
+    }
+
+    #[test]
+    fn ipv6_blocks_share_lines() {
+        // Two /64s in a bucket: four starts of one word after the shared zero bits are shifted
+        // out, five scores and the header: two granules, two blocks a line.
+        let spans = in_eight_buckets(64, &[1 << 80, 3 << 80]);
         let (r, _) = Ranges::build(spans.clone());
         assert_eq!(r.shape(), (1, 1, 8), "the root alone, eight blocks");
         assert_eq!(
             r.blocks.as_slice().len(),
-            2 * LINE,
-            "eight blocks in two lines"
-        );
-        // A single address: two starts of three words, two granules, two blocks a line.
-        let addresses = eight_alone_in_their_buckets(128, 1 << 80 | 5);
-        let (a, _) = Ranges::build(addresses.clone());
-        assert_eq!(a.shape(), (1, 1, 8));
-        assert_eq!(
-            a.blocks.as_slice().len(),
             4 * LINE,
             "eight blocks in four lines"
         );
-        for (r, spans) in [(r, spans), (a, addresses)] {
-            assert_scores_where_one_range(&spans);
-            for s in &spans {
-                let last = s.first.last(s.len);
-                assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
-                assert_eq!(r.lookup(last), s.score, "{last:x}");
-                let around = if s.len == 32 { NONE } else { 10 };
-                assert_eq!(r.lookup(s.first - 1), around, "{:x} - 1", s.first);
-                assert_eq!(r.lookup(last + 1), around, "{last:x} + 1");
-            }
-        }
+        assert_edges(&r, &spans);
+        // Two single addresses: four starts of three words, a line each.
+        let spans = in_eight_buckets(128, &[1 << 80 | 5, 3 << 80 | 5]);
+        let (r, _) = Ranges::build(spans.clone());
+        assert_eq!(r.shape(), (1, 1, 8));
+        assert_eq!(
+            r.blocks.as_slice().len(),
+            8 * LINE,
+            "eight blocks in eight lines"
+        );
+        assert_edges(&r, &spans);
     }
 
     #[test]
