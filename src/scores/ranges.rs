@@ -10,14 +10,22 @@
 //! cache line that lookups share as much as they can:
 //!
 //! - a node splits the addresses it covers into buckets of 2^shift addresses (about one bucket
-//!   per two ranges, up to 2^18 at the root), aligned on their size;
+//!   per two ranges, up to 2^18 at the IPv4 root and 2^16 at the IPv6 one: 1 MiB of slots
+//!   each), aligned on their size;
 //! - a bucket that lies inside one range holds that range's score itself (most misses, and
 //!   hits inside wide networks, end there);
-//! - a bucket over a few ranges points to a [`Block`]: one 64-byte cache line holding those
-//!   ranges' starts and scores. The starts are stored as offsets in the bucket, shifted right by
-//!   the zero bits they share and cut to as few 32-bit words as the largest needs, so a line
-//!   holds 12 IPv4 starts, and 3 to 12 IPv6 ones (12 for networks of /64 or shorter in a bucket
-//!   of 2^96 addresses, 3 for single addresses in a wide bucket);
+//! - IPv6 slots are 16 bytes, and a bucket whose ranges are one network inside the range
+//!   around it (or one range starting in it) holds them in its slot itself: the network's
+//!   offset in the bucket and size, and the scores before, inside and after it ([`NET`]). In
+//!   a table clustered as real IPv6 lists are, most networks are alone in their bucket, so
+//!   most IPv6 hits end in a slot;
+//! - a bucket over a few ranges points to a [`Block`]: those ranges' starts and scores in one
+//!   to four 16-byte granules of a cache line (a block never spans two lines, and the lines
+//!   are shared: four blocks of one /64 fit in one). The starts are stored as offsets in the
+//!   bucket, shifted right by the zero bits they share and cut to as few 32-bit words as the
+//!   largest needs, so a block holds 3 to 12 IPv6 starts (12 for networks of /64 or shorter
+//!   in a bucket of 2^96 addresses, 3 for single addresses in a wide bucket); IPv4 leaves are
+//!   runs of 16 sorted starts instead ([`Key::LEAF`]);
 //! - a bucket over more ranges than fit in a block holds a child node, whose span is narrowed
 //!   to the starts it holds (so a cluster of networks deep in IPv6 space costs no empty levels).
 //!
@@ -26,8 +34,11 @@
 //! latency, so a child's slot is read together with its header, not after it: the slot that
 //! points to a child also says how wide its buckets are and how many, and the child's buckets
 //! start at a multiple of their whole span, so the key's own bits give its bucket (a
-//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). The ranges
-//! themselves are only needed to build the index and are dropped afterwards.
+//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). An IPv6 hit
+//! that ends in a [`NET`] slot reads the root's slot (in cache: few of its lines are used)
+//! and the child's header and slot, at once: one read that can miss the caches, where a block
+//! adds a second. The ranges themselves are only needed to build the index and are dropped
+//! afterwards.
 //!
 //! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
 //! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
@@ -42,7 +53,8 @@ use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
 
-/// Buckets of a child node, at most, as a power of two.
+/// Buckets of a child node, at most, as a power of two (below both roots' bits: a child is
+/// [`DIRECT`] only below the root).
 const CHILD_BITS: u32 = 14;
 
 /// The largest [`Key::LEAF`].
