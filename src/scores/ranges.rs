@@ -752,6 +752,15 @@ impl<K: Key> Tree<K> {
                 direct.map(|d| d.1),
             )
         };
+        // The index grows by a quarter at a time, not twice: the build's peak memory is the
+        // index's capacity (it is the largest array, some 19 MB for a million prefixes) plus
+        // the rest, and doubling left up to half of it unused.
+        let words = LINE + slots_at::<K>() + buckets * K::CELL;
+        if self.index.len() + words > self.index.capacity() {
+            let grown = self.index.capacity() + self.index.capacity() / 4;
+            self.index
+                .reserve_exact(words.max(grown - self.index.len()));
+        }
         let align = if direct.is_some() { LINE } else { K::CELL };
         self.index
             .resize(self.index.len().next_multiple_of(align), 0);
