@@ -707,6 +707,11 @@ impl<K: Key> Tree<K> {
         words[*used..*used + block.size].copy_from_slice(&block.words[..block.size]);
         let at = written + *used;
         *used += block.size;
+        // Below [`NET`] and the flags above it: 8 GiB of blocks, 268 million networks or more.
+        assert!(
+            at / GRANULE < NET as usize,
+            "a score table past 8 GiB of leaf blocks"
+        );
         (at / GRANULE) as u32
     }
 
