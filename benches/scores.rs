@@ -19,8 +19,9 @@
 //! under the same background load, which runs one after another do not.
 //!
 //! Candidates: the agent's own structure (`src/scores/ranges.rs`: disjoint ranges under a radix
-//! index; IPv4 leaves are runs of 16 sorted starts, IPv6 leaves 64-byte blocks of compressed
-//! starts), `prefix-trie` 0.10 (tree bitmap), `ip_network_table` 0.2 (tree bitmap,
+//! index; IPv4 leaves are runs of 16 sorted starts; an IPv6 network alone in its bucket sits in
+//! the bucket's 16-byte slot, other IPv6 leaves are blocks of compressed starts packed in
+//! 16-byte granules of a line), `prefix-trie` 0.10 (tree bitmap), `ip_network_table` 0.2 (tree bitmap,
 //! `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), `iptrie` 0.11 (LC-trie)
 //! and a sorted-ranges baseline written here (disjoint ranges, binary search).
 //!

@@ -10,14 +10,22 @@
 //! cache line that lookups share as much as they can:
 //!
 //! - a node splits the addresses it covers into buckets of 2^shift addresses (about one bucket
-//!   per two ranges, up to 2^18 at the root), aligned on their size;
+//!   per two ranges, up to 2^18 at the IPv4 root and 2^16 at the IPv6 one: 1 MiB of slots
+//!   each), aligned on their size;
 //! - a bucket that lies inside one range holds that range's score itself (most misses, and
 //!   hits inside wide networks, end there);
-//! - a bucket over a few ranges points to a [`Block`]: one 64-byte cache line holding those
-//!   ranges' starts and scores. The starts are stored as offsets in the bucket, shifted right by
-//!   the zero bits they share and cut to as few 32-bit words as the largest needs, so a line
-//!   holds 12 IPv4 starts, and 3 to 12 IPv6 ones (12 for networks of /64 or shorter in a bucket
-//!   of 2^96 addresses, 3 for single addresses in a wide bucket);
+//! - IPv6 slots are 16 bytes, and a bucket whose ranges are one network inside the range
+//!   around it (or one range starting in it) holds them in its slot itself: the network's
+//!   offset in the bucket and size, and the scores before, inside and after it ([`NET`]). In
+//!   a table clustered as real IPv6 lists are, most networks are alone in their bucket, so
+//!   most IPv6 hits end in a slot;
+//! - a bucket over a few ranges points to a [`Block`]: those ranges' starts and scores in one
+//!   to four 16-byte granules of a cache line (a block never spans two lines, and the lines
+//!   are shared: four blocks of one /64 fit in one). The starts are stored as offsets in the
+//!   bucket, shifted right by the zero bits they share and cut to as few 32-bit words as the
+//!   largest needs, so a block holds 3 to 12 IPv6 starts (12 for networks of /64 or shorter
+//!   in a bucket of 2^96 addresses, 3 for single addresses in a wide bucket); IPv4 leaves are
+//!   runs of 16 sorted starts instead ([`Key::LEAF`]);
 //! - a bucket over more ranges than fit in a block holds a child node, whose span is narrowed
 //!   to the starts it holds (so a cluster of networks deep in IPv6 space costs no empty levels).
 //!
@@ -26,8 +34,11 @@
 //! latency, so a child's slot is read together with its header, not after it: the slot that
 //! points to a child also says how wide its buckets are and how many, and the child's buckets
 //! start at a multiple of their whole span, so the key's own bits give its bucket (a
-//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). The ranges
-//! themselves are only needed to build the index and are dropped afterwards.
+//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). An IPv6 hit
+//! that ends in a [`NET`] slot reads the root's slot (in cache: few of its lines are used)
+//! and the child's header and slot, at once: one read that can miss the caches, where a block
+//! adds a second. The ranges themselves are only needed to build the index and are dropped
+//! afterwards.
 //!
 //! Measured in `benches/scores.rs` against tree bitmaps (`prefix-trie` 0.10, `ip_network_table`),
 //! a binary trie (`prefix-trie` 0.9), an LC-trie (`iptrie`) and plain binary search over these
@@ -35,16 +46,15 @@
 
 use std::fmt::Debug;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 
 use super::pages::{Filling, Memory, Pages, HUGE_MIN};
 
 // The shape below was chosen by timing variants side by side, interleaved, on 1,000,000
 // synthetic prefixes (`benches/scores.rs`).
 
-/// Buckets of the root node, at most, as a power of two (1 MiB of slots).
-const ROOT_BITS: u32 = 18;
-/// Buckets of a child node, at most, as a power of two.
+/// Buckets of a child node, at most, as a power of two (below both roots' bits: a child is
+/// [`DIRECT`] only below the root).
 const CHILD_BITS: u32 = 14;
 
 /// The largest [`Key::LEAF`].
@@ -69,6 +79,18 @@ const LINE: usize = 16;
 const _: () = assert!(CHILD_BITS < 15);
 /// A slot holding a score directly (the bucket lies inside one range).
 const SCORE: u32 = 1 << 30;
+/// With [`Key::CELL`] of 4 words, a slot (neither [`CHILD`] nor [`SCORE`]) holding the ranges
+/// of its bucket itself when they are one network inside the range around it, or one range
+/// starting inside the bucket: the network's first key as an offset in the bucket shifted
+/// right by its `size` bits (a power of two; the offset is a multiple of it) in words 1 to 3,
+/// least significant first; in word 0 `NET | size << NET_SIZE` and the scores before, inside
+/// and after it, 7 bits each ([`NONE`] as 127), most significant first. A lookup that ends
+/// here reads no block: one read less. Below it, a slot holding a [`Block`]'s granule.
+const NET: u32 = 1 << 29;
+/// Where a [`NET`] slot holds its network's size, as a power of two (7 bits).
+const NET_SIZE: u32 = 21;
+/// A [`NET`] slot's score bits: 0..=100, and 127 for [`NONE`].
+const NET_NONE: u32 = 127;
 /// The score of a range that no network covers.
 pub const NONE: u8 = u8::MAX;
 
@@ -76,7 +98,8 @@ pub const NONE: u8 = u8::MAX;
 pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// `self - other`, for `self >= other`.
     fn minus(self, other: Self) -> Self;
-    /// `self >> shift` as an index (the caller keeps it below 2^32).
+    /// `self >> shift` as an index, for `shift` below the key's bits (the caller keeps the
+    /// index below 2^32).
     fn bucket(self, shift: u32) -> usize;
     /// `b << shift` as a key.
     fn from_bucket(b: usize, shift: u32) -> Self;
@@ -103,7 +126,13 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     /// Buckets per range in a node, as a power of two above one per four ranges (2: about one
     /// per range): more buckets hold a score directly and fewer need a child node.
     const BUCKETS: u32;
-    /// The key stored at `words[..WORDS]`.
+    /// `u32` words of a bucket's slot: 1, or 4 where a slot can hold one network in its bucket
+    /// itself ([`NET`]).
+    const CELL: usize;
+    /// Buckets of the root node, at most, as a power of two (1 MiB of slots).
+    const ROOT_BITS: u32;
+    /// The key stored at `words[..WORDS]`, least significant word first (so that reading it
+    /// is one load on a little-endian machine).
     fn read(words: &[u32]) -> Self;
     /// Appends the key's words.
     fn write(self, out: &mut Vec<u32>);
@@ -113,11 +142,13 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
 }
 
 macro_rules! key {
-    ($t:ty, $leaf:expr, $buckets:expr, $sort:path) => {
+    ($t:ty, $leaf:expr, $buckets:expr, $cell:expr, $root:expr, $sort:path) => {
         impl Key for $t {
             const WORDS: usize = std::mem::size_of::<$t>() / 4;
             const LEAF: usize = $leaf;
             const BUCKETS: u32 = $buckets;
+            const CELL: usize = $cell;
+            const ROOT_BITS: u32 = $root;
             fn sort(spans: &mut Vec<Span<Self>>) {
                 $sort(spans)
             }
@@ -125,10 +156,13 @@ macro_rules! key {
             fn read(words: &[u32]) -> Self {
                 words[..Self::WORDS]
                     .iter()
-                    .fold(0, |k, &w| k.checked_shl(32).unwrap_or(0) | <$t>::from(w))
+                    .enumerate()
+                    .fold(0, |k, (i, &w)| {
+                        k | <$t>::from(w).checked_shl(32 * i as u32).unwrap_or(0)
+                    })
             }
             fn write(self, out: &mut Vec<u32>) {
-                for i in (0..Self::WORDS).rev() {
+                for i in 0..Self::WORDS {
                     out.push((self.checked_shr(32 * i as u32).unwrap_or(0)) as u32);
                 }
             }
@@ -138,7 +172,8 @@ macro_rules! key {
             }
             #[inline(always)]
             fn bucket(self, shift: u32) -> usize {
-                self.checked_shr(shift).unwrap_or(0) as usize
+                debug_assert!(shift < <$t>::BITS);
+                (self >> (shift & (<$t>::BITS - 1))) as usize
             }
             fn from_bucket(b: usize, shift: u32) -> Self {
                 (b as $t).checked_shl(shift).unwrap_or(0)
@@ -169,8 +204,8 @@ macro_rules! key {
     };
 }
 
-key!(u32, 16, 2, radix_sort);
-key!(u128, 0, 2, comparison_sort);
+key!(u32, 16, 2, 1, 18, radix_sort);
+key!(u128, 0, 2, 4, 16, comparison_sort);
 
 /// [`Key::sort`] by comparisons, in place.
 fn comparison_sort<K: Key>(spans: &mut [Span<K>]) {
@@ -240,22 +275,36 @@ const BELOW: usize = 1;
 const ABOVE: usize = 2;
 const LO: usize = 3;
 
-/// `u32` words of range starts in a [`Block`].
+/// Where a node's slots start: after its header, on a whole [`Key::CELL`] (a 4-word slot never
+/// spans two cache lines).
+#[inline(always)]
+const fn slots_at<K: Key>() -> usize {
+    (LO + 2 * K::WORDS).next_multiple_of(K::CELL)
+}
+/// `u32` words of range starts in a [`Block`], at most.
 const BLOCK_WORDS: usize = 12;
+/// Words in a granule: blocks start and end on 16-byte boundaries.
+const GRANULE: usize = 4;
+/// Lines the build keeps open for blocks to fill ([`Tree::place`]).
+const OPEN_LINES: usize = 4;
 
-/// A leaf of the index: the ranges of one bucket in one cache line. The first range is the one
-/// holding the bucket's first key; each of the others starts at its offset in the bucket.
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-#[repr(C, align(64))]
+/// A leaf of the index: the ranges of one bucket in one to four 16-byte granules of a cache
+/// line. The first range is the one holding the bucket's first key; each of the others starts
+/// at its offset in the bucket. In `u32` words (the first ones also read as bytes):
+///
+/// - byte 0: `len` (ranges after the first, up to 12) and `width - 1` above it (words per
+///   start, 1 to 4); byte 1: `zeros`, the low zero bits the starts' offsets share, shifted out;
+/// - bytes 2 to `len + 2`: the scores of ranges 0..=len;
+/// - from word [`Block::head`]`(len)`: the starts of ranges 1..=len, `width` words each, most
+///   significant first.
+///
+/// Most IPv6 buckets hold one network inside the one around it (three ranges): 16 bytes for a
+/// /64 or shorter in its bucket, 32 for a single address; four of the first share a line.
+#[derive(Clone, Copy, Debug)]
 struct Block {
-    /// The starts of ranges 1..=len: offset in the bucket, shifted right by `zeros`, in
-    /// `width` words each, most significant first.
-    starts: [u32; BLOCK_WORDS],
-    /// The scores of ranges 0..=len.
-    scores: [u8; BLOCK_WORDS + 1],
-    len: u8,
-    width: u8,
-    zeros: u8,
+    words: [u32; LINE],
+    /// Words used, a multiple of [`GRANULE`].
+    size: usize,
 }
 
 impl Block {
@@ -269,69 +318,82 @@ impl Block {
             .unwrap_or(0);
         let largest = offsets.last().map_or(0, |&o| o >> zeros);
         let width = (128 - largest.leading_zeros()).div_ceil(32).max(1) as usize;
-        if offsets.len() > BLOCK_WORDS / width || scores.len() != offsets.len() + 1 {
+        let len = offsets.len();
+        if len > BLOCK_WORDS / width || scores.len() != len + 1 {
             return None;
         }
-        let mut block = Block {
-            starts: [0; BLOCK_WORDS],
-            scores: [NONE; BLOCK_WORDS + 1],
-            len: offsets.len() as u8,
-            width: width as u8,
-            zeros: zeros as u8,
-        };
+        let head = Block::head(len);
+        let mut words = [0u32; LINE];
+        {
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words[..head]);
+            bytes[0] = len as u8 | ((width - 1) as u8) << 4;
+            bytes[1] = zeros as u8;
+            bytes[2..2 + scores.len()].copy_from_slice(scores);
+        }
         for (k, &o) in offsets.iter().enumerate() {
             let v = o >> zeros;
             for w in 0..width {
-                block.starts[k * width + w] = (v >> (32 * (width - 1 - w))) as u32;
+                words[head + k * width + w] = (v >> (32 * (width - 1 - w))) as u32;
             }
         }
-        block.scores[..scores.len()].copy_from_slice(scores);
-        Some(block)
+        Some(Block {
+            words,
+            size: Block::size(words[0]),
+        })
     }
 
-    /// The score at `offset` in the bucket.
+    /// Words a block takes, from its first word: its header, scores and starts, to the end of
+    /// their last granule.
+    fn size(first: u32) -> usize {
+        let (len, width) = ((first & 0xf) as usize, ((first >> 4) & 0x3) as usize + 1);
+        (Block::head(len) + len * width).next_multiple_of(GRANULE)
+    }
+
+    /// Where the starts begin in a block of `len` ranges after the first: past the two header
+    /// bytes and `len + 1` scores.
     #[inline(always)]
-    fn find(&self, offset: u128) -> u8 {
-        let at = offset >> self.zeros;
-        let len = usize::from(self.len);
-        // Branch-free: the starts are sorted, so counting those at or below `at` finds the
-        // range. A start fits in `width` words, so an `at` past them counts the same clamped.
+    fn head(len: usize) -> usize {
+        (len + 6) / 4
+    }
+
+    /// The score at `offset` in the bucket of the block that `block` starts with.
+    #[inline(always)]
+    fn find(block: &[u32], offset: u128) -> u8 {
+        let first = block[0];
+        let len = (first & 0xf) as usize;
+        let at = offset >> ((first >> 8) & 0x7f);
+        let head = Block::head(len);
+        // The starts are sorted, so counting those at or below `at` finds the range. A start
+        // fits in `width` words, so an `at` past them counts the same clamped. Only the
+        // block's own words are read: past them the line may end.
         // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
         // are as common); counting for every width and picking after removes that but doubles
         // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
-        let after = match self.width {
-            1 => {
+        let after = match (first >> 4) & 0x3 {
+            0 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
-                (0..BLOCK_WORDS)
-                    .filter(|&k| (k < len) & (self.starts[k] <= at))
-                    .count()
+                block[head..head + len].iter().filter(|&&s| s <= at).count()
             }
-            2 => {
+            1 => {
                 let at = u64::try_from(at).unwrap_or(u64::MAX);
-                (0..BLOCK_WORDS / 2)
-                    .filter(|&k| {
-                        let s =
-                            u64::from(self.starts[2 * k]) << 32 | u64::from(self.starts[2 * k + 1]);
-                        (k < len) & (s <= at)
-                    })
+                block[head..head + 2 * len]
+                    .chunks_exact(2)
+                    .filter(|s| (u64::from(s[0]) << 32 | u64::from(s[1])) <= at)
                     .count()
             }
-            3 => self.count::<3>(at, len),
-            _ => self.count::<4>(at, len),
+            2 => Block::count::<3>(&block[head..head + 3 * len], at),
+            _ => Block::count::<4>(&block[head..head + 4 * len], at),
         };
-        self.scores[after]
+        let scores: &[u8] = bytemuck::cast_slice(&block[..head]);
+        scores[2 + after]
     }
 
-    /// [`Block::find`]'s count for starts of `W` words.
+    /// [`Block::find`]'s count for `starts` of `W` words each.
     #[inline(always)]
-    fn count<const W: usize>(&self, at: u128, len: usize) -> usize {
-        (0..BLOCK_WORDS / W)
-            .filter(|&k| {
-                let s = self.starts[k * W..(k + 1) * W]
-                    .iter()
-                    .fold(0u128, |s, &w| s << 32 | u128::from(w));
-                (k < len) & (s <= at)
-            })
+    fn count<const W: usize>(starts: &[u32], at: u128) -> usize {
+        starts
+            .chunks_exact(W)
+            .filter(|s| s.iter().fold(0u128, |s, &w| s << 32 | u128::from(w)) <= at)
             .count()
     }
 }
@@ -345,8 +407,10 @@ pub struct Ranges<K: Key> {
     scores: Pages<u8>,
     /// The index nodes, root first (none when there is one range).
     index: Pages<u32>,
-    /// The leaves the nodes point to.
-    blocks: Pages<Block>,
+    /// The leaves the nodes point to ([`Block`]s, packed in lines), in `u32` words.
+    blocks: Pages<u32>,
+    /// [`Block`]s in `blocks`.
+    leaves: usize,
     /// The score of every key when there is one range.
     whole: u8,
     /// Ranges (including those with no score).
@@ -454,6 +518,39 @@ impl<K: Key> Sorted<'_, K> {
         below + self.starts[below + 1..above].partition_point(|&s| s <= key)
     }
 
+    /// The [`NET`] slot of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys,
+    /// if they are one range starting in the bucket or one network inside the range around
+    /// it.
+    fn net(&self, i: usize, j: usize, shift: u32) -> Option<[u32; 4]> {
+        let score = |s: u8| match s {
+            NONE => Some(NET_NONE),
+            s if u32::from(s) < NET_NONE => Some(u32::from(s)),
+            _ => None,
+        };
+        let first = self.starts[i + 1].low(shift);
+        let (size, after) = match j - i {
+            // Any size the offset is a multiple of: the range goes on past the bucket.
+            1 => (first.trailing_zeros(), i + 1),
+            2 => {
+                let size = self.starts[j].low(shift) - first;
+                let aligned = size.is_power_of_two() && first.is_multiple_of(size);
+                (size.trailing_zeros(), aligned.then_some(j)?)
+            }
+            _ => return None,
+        };
+        let start = first >> size;
+        if start >> 96 != 0 {
+            return None;
+        }
+        let scores = score(self.scores[i])? << 14 | score(self.scores[i + 1])? << 7;
+        Some([
+            NET | size << NET_SIZE | scores | score(self.scores[after])?,
+            start as u32,
+            (start >> 32) as u32,
+            (start >> 64) as u32,
+        ])
+    }
+
     /// The block of ranges `i..=j` (`j > i`), which lie in one bucket of 2^`shift` keys, if
     /// they fit in one.
     fn block(&self, i: usize, j: usize, shift: u32) -> Option<Block> {
@@ -539,8 +636,11 @@ impl<K: Key> Ranges<K> {
         let mut tree = Tree {
             index: Vec::new(),
             // A block holds at least one start inside its bucket, and no two blocks' buckets
-            // overlap: at most one block per range but the first.
-            blocks: Filling::new(if K::LEAF == 0 { n - 1 } else { 0 }, huge_min),
+            // overlap: at most one block per range but the first, and a line per block at
+            // most.
+            blocks: Filling::new(if K::LEAF == 0 { (n - 1) * LINE } else { 0 }, huge_min),
+            open: Vec::with_capacity(OPEN_LINES),
+            leaves: 0,
             nodes: 0,
             key: std::marker::PhantomData,
         };
@@ -550,8 +650,9 @@ impl<K: Key> Ranges<K> {
         };
         let whole = sorted.scores[0];
         if n > 1 {
-            tree.node(&sorted, 0, n - 1, ROOT_BITS);
+            tree.node(&sorted, 0, n - 1, K::ROOT_BITS);
         }
+        tree.close_lines(0);
         let (starts, scores) = if K::LEAF > 0 {
             (starts.seal(), scores.seal())
         } else {
@@ -561,6 +662,7 @@ impl<K: Key> Ranges<K> {
         };
         let r = Ranges {
             blocks: tree.blocks.seal(),
+            leaves: tree.leaves,
             index: Pages::with_threshold(tree.index, huge_min),
             starts,
             scores,
@@ -576,12 +678,53 @@ impl<K: Key> Ranges<K> {
 /// The index while it is built.
 struct Tree<K> {
     index: Vec<u32>,
-    blocks: Filling<Block>,
+    /// The lines of blocks written so far.
+    blocks: Filling<u32>,
+    /// The lines after those, still filling: their words and how many are used.
+    open: Vec<([u32; LINE], usize)>,
+    /// Blocks placed.
+    leaves: usize,
     nodes: usize,
     key: std::marker::PhantomData<K>,
 }
 
 impl<K: Key> Tree<K> {
+    /// Places `block` in the first open line it fits in (a new one if none), never across
+    /// two lines; returns where it starts, in granules. Keeping a few lines open fills the
+    /// gaps a block too large for the end of a line leaves with the small blocks after it.
+    fn place(&mut self, block: &Block) -> u32 {
+        self.leaves += 1;
+        let line = match self.open.iter().position(|l| l.1 + block.size <= LINE) {
+            Some(line) => line,
+            None => {
+                self.close_lines(OPEN_LINES - 1);
+                self.open.push(([0; LINE], 0));
+                self.open.len() - 1
+            }
+        };
+        let written = self.blocks.len() + line * LINE;
+        let (words, used) = &mut self.open[line];
+        words[*used..*used + block.size].copy_from_slice(&block.words[..block.size]);
+        let at = written + *used;
+        *used += block.size;
+        // Below [`NET`] and the flags above it: 8 GiB of blocks, 268 million networks or more.
+        assert!(
+            at / GRANULE < NET as usize,
+            "a score table past 8 GiB of leaf blocks"
+        );
+        (at / GRANULE) as u32
+    }
+
+    /// Writes the first open lines until `keep` are left open.
+    fn close_lines(&mut self, keep: usize) {
+        while self.open.len() > keep {
+            let (words, _) = self.open.remove(0);
+            for w in words {
+                self.blocks.push(w);
+            }
+        }
+    }
+
     /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
     fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> u32 {
         let hi = flat.starts[j];
@@ -597,7 +740,7 @@ impl<K: Key> Tree<K> {
             let shift = span.pred().width().saturating_sub(bits);
             // A child is direct if its ranges fit in 2^(bits or bits + 1) buckets from a `lo`
             // aligned on all of them, and nothing below that `lo` is outside range `i`.
-            let direct = (max_bits < ROOT_BITS)
+            let direct = (max_bits < K::ROOT_BITS)
                 .then(|| {
                     (bits..=bits + 1).find_map(|b| {
                         let lo = flat.starts[i + 1].align(shift + b);
@@ -614,10 +757,18 @@ impl<K: Key> Tree<K> {
                 direct.map(|d| d.1),
             )
         };
-        if direct.is_some() {
+        // The index grows by a quarter at a time, not twice: the build's peak memory is the
+        // index's capacity (it is the largest array, some 19 MB for a million prefixes) plus
+        // the rest, and doubling left up to half of it unused.
+        let words = LINE + slots_at::<K>() + buckets * K::CELL;
+        if self.index.len() + words > self.index.capacity() {
+            let grown = self.index.capacity() + self.index.capacity() / 4;
             self.index
-                .resize(self.index.len().next_multiple_of(LINE), 0);
+                .reserve_exact(words.max(grown - self.index.len()));
         }
+        let align = if direct.is_some() { LINE } else { K::CELL };
+        self.index
+            .resize(self.index.len().next_multiple_of(align), 0);
         let at = self.index.len();
         let pointer = match direct {
             Some(b) if at / LINE < 1 << DIRECT_BITS => {
@@ -630,8 +781,8 @@ impl<K: Key> Tree<K> {
             .extend([shift, u32::from(flat.scores[i]), u32::from(flat.scores[j])]);
         lo.write(&mut self.index);
         hi.write(&mut self.index);
-        let first_slot = self.index.len();
-        self.index.resize(first_slot + buckets, 0);
+        let first_slot = at + slots_at::<K>();
+        self.index.resize(first_slot + buckets * K::CELL, 0);
         let step = K::from_bucket(1, shift);
         // The buckets' first and last keys come in order: each bucket's ranges are found
         // forward from the previous bucket's (one binary search per node, not two per bucket),
@@ -649,22 +800,30 @@ impl<K: Key> Tree<K> {
                 after => flat.starts[after].minus(lo).bucket(shift),
             };
             if next > b {
-                self.index[first_slot + b..first_slot + next]
-                    .fill(SCORE | u32::from(flat.scores[bi]));
+                for cell in self.index[first_slot + b * K::CELL..first_slot + next * K::CELL]
+                    .chunks_exact_mut(K::CELL)
+                {
+                    cell[0] = SCORE | u32::from(flat.scores[bi]);
+                }
                 (b, bj) = (next, bi);
                 continue;
             }
             let last = first.plus(step.pred()).min(hi.pred());
             bj = flat.range_after(bi + 1, last);
+            let cell = first_slot + b * K::CELL;
+            if let Some(net) = flat.net(bi, bj, shift).filter(|_| K::CELL == 4) {
+                self.index[cell..cell + 4].copy_from_slice(&net);
+                b += 1;
+                continue;
+            }
             let slot = if K::LEAF > 0 && bj - bi < K::LEAF {
                 bi as u32
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
-                self.blocks.push(block);
-                (self.blocks.len() - 1) as u32
+                self.place(&block)
             } else {
                 self.node(flat, bi, bj, CHILD_BITS)
             };
-            self.index[first_slot + b] = slot;
+            self.index[cell] = slot;
             b += 1;
         }
         pointer
@@ -692,9 +851,10 @@ impl<K: Key> Ranges<K> {
                 return node[ABOVE] as u8;
             }
             let shift = node[SHIFT];
+            let cell = slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL;
             let slot = match ahead {
                 Some(slot) => slot,
-                None => node[LO + 2 * K::WORDS + key.minus(lo).bucket(shift)],
+                None => node[cell],
             };
             if slot & CHILD != 0 {
                 at = child_at(slot);
@@ -706,7 +866,7 @@ impl<K: Key> Ranges<K> {
                     // other word, which the header's bounds above then ignore.
                     let bucket = key.bucket(shift) & ((1 << bits) - 1);
                     index
-                        .get(at + LO + 2 * K::WORDS + bucket)
+                        .get(at + slots_at::<K>() + bucket * K::CELL)
                         .copied()
                         .unwrap_or(0)
                 });
@@ -715,8 +875,17 @@ impl<K: Key> Ranges<K> {
             if slot & SCORE != 0 {
                 return slot as u8;
             }
+            if K::CELL == 4 && slot & NET != 0 {
+                let net = &node[cell..cell + 4];
+                let start =
+                    u128::from(net[1]) | u128::from(net[2]) << 32 | u128::from(net[3]) << 64;
+                let at = key.low(shift) >> ((slot >> NET_SIZE) & 0x7f);
+                let score = (slot >> (7 * (1 - (at > start) as u32 + (at < start) as u32))) & 0x7f;
+                return if score == NET_NONE { NONE } else { score as u8 };
+            }
             if K::LEAF == 0 {
-                return self.blocks.as_slice()[slot as usize].find(key.low(shift));
+                let blocks = self.blocks.as_slice();
+                return Block::find(&blocks[slot as usize * GRANULE..], key.low(shift));
             }
             let (starts, leaf_scores) = (self.starts.as_slice(), self.scores.as_slice());
             let first = slot as usize;
@@ -758,9 +927,10 @@ impl<K: Key> Ranges<K> {
             } else {
                 hi.pred().minus(lo).bucket(node[SHIFT]) + 1
             };
-            let slots = &node[LO + 2 * K::WORDS..][..buckets];
+            let slots = &node[slots_at::<K>()..][..buckets * K::CELL];
             1 + slots
                 .iter()
+                .step_by(K::CELL)
                 .filter(|&&s| s & CHILD != 0)
                 .map(|&s| depth(r, child_at(s)))
                 .max()
@@ -771,7 +941,7 @@ impl<K: Key> Ranges<K> {
         } else {
             depth(self, 0)
         };
-        (self.nodes, deepest, self.blocks.as_slice().len())
+        (self.nodes, deepest, self.leaves)
     }
 
     /// Distinct networks the ranges were built from.
@@ -789,14 +959,15 @@ mod tests {
     }
 
     /// The bucket slots of the node at `at` in [`Ranges::index`].
-    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> &[u32] {
+    fn slots<K: Key>(r: &Ranges<K>, at: usize) -> Vec<u32> {
         let node = &r.index.as_slice()[at..];
         let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
         let buckets = match lo == hi {
             true => 0,
             false => hi.pred().minus(lo).bucket(node[SHIFT]) + 1,
         };
-        &node[LO + 2 * K::WORDS..][..buckets]
+        let cells = &node[slots_at::<K>()..][..buckets * K::CELL];
+        cells.iter().step_by(K::CELL).copied().collect()
     }
 
     /// Every index node, by its place in [`Ranges::index`].
@@ -818,7 +989,7 @@ mod tests {
     fn children<K: Key>(r: &Ranges<K>) -> (usize, usize) {
         let pointers: Vec<u32> = nodes(r)
             .into_iter()
-            .flat_map(|at| slots(r, at).to_vec())
+            .flat_map(|at| slots(r, at))
             .filter(|&s| s & CHILD != 0)
             .collect();
         let direct = pointers.iter().filter(|&&s| s & DIRECT != 0).count();
@@ -843,6 +1014,14 @@ mod tests {
                 let score = (slot & CHILD == 0 && slot & SCORE != 0).then_some(slot as u8);
                 let want = (i == j).then_some(scores[i]);
                 assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
+                if K::LEAF == 0 && slot & (CHILD | SCORE | NET) == 0 {
+                    let start = slot as usize * GRANULE;
+                    let size = Block::size(r.blocks.as_slice()[start]);
+                    assert!(
+                        start % LINE + size <= LINE,
+                        "block at {start} crosses a line"
+                    );
+                }
             }
         }
     }
@@ -940,6 +1119,78 @@ mod tests {
         assert_eq!(empty.len(), 1);
     }
 
+    /// Networks of `len` bits at `offsets` in each of eight buckets of the root, inside
+    /// `region`/32 (scored 10): the region first.
+    fn in_eight_buckets(len: u8, offsets: &[u128]) -> Vec<Span<u128>> {
+        let region = 0x2001_0db8u128 << 96;
+        let mut spans = vec![Span::new(region, 32, 10)];
+        // Up to 35 ranges: 32 or 64 buckets of 2^91 or 2^90 over the region; the third
+        // group's top bits pick one.
+        for i in 0..8u8 {
+            for &offset in offsets {
+                let first = region | (u128::from(i) * 0x2000) << 80 | offset;
+                spans.push(Span::new(first, len, 20 + i));
+            }
+        }
+        spans
+    }
+
+    /// Lookups at and either side of every network's edges match the networks.
+    fn assert_edges(r: &Ranges<u128>, spans: &[Span<u128>]) {
+        assert_scores_where_one_range(spans);
+        for s in spans {
+            let last = s.first.last(s.len);
+            assert_eq!(r.lookup(s.first), s.score, "{:x}", s.first);
+            assert_eq!(r.lookup(last), s.score, "{last:x}");
+            let around = if s.len == 32 { NONE } else { 10 };
+            assert_eq!(r.lookup(s.first - 1), around, "{:x} - 1", s.first);
+            assert_eq!(r.lookup(last + 1), around, "{last:x} + 1");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_network_alone_in_its_bucket_ends_the_lookup_in_the_slot() {
+        // A /64 and a single address, each alone in its bucket: the root's slot holds it
+        // (the root alone, no block), so a lookup reads the root's header and one slot.
+        for (len, offset) in [(64, 1 << 80), (128, 1 << 80 | 5)] {
+            let spans = in_eight_buckets(len, &[offset]);
+            let (r, _) = Ranges::build(spans.clone());
+            assert_eq!(r.shape(), (1, 1, 0), "/{len}: the root alone, no block");
+            assert_eq!(children(&r), (0, 0));
+            let nets = slots(&r, 0)
+                .iter()
+                .filter(|&&s| s & (CHILD | SCORE | NET) == NET)
+                .count();
+            assert_eq!(nets, 8, "/{len}");
+            assert_edges(&r, &spans);
+        }
+    }
+
+    #[test]
+    fn ipv6_blocks_share_lines() {
+        // Two /64s in a bucket: four starts of one word after the shared zero bits are shifted
+        // out, five scores and the header: two granules, two blocks a line.
+        let spans = in_eight_buckets(64, &[1 << 80, 3 << 80]);
+        let (r, _) = Ranges::build(spans.clone());
+        assert_eq!(r.shape(), (1, 1, 8), "the root alone, eight blocks");
+        assert_eq!(
+            r.blocks.as_slice().len(),
+            4 * LINE,
+            "eight blocks in four lines"
+        );
+        assert_edges(&r, &spans);
+        // Two single addresses: four starts of three words, a line each.
+        let spans = in_eight_buckets(128, &[1 << 80 | 5, 3 << 80 | 5]);
+        let (r, _) = Ranges::build(spans.clone());
+        assert_eq!(r.shape(), (1, 1, 8));
+        assert_eq!(
+            r.blocks.as_slice().len(),
+            8 * LINE,
+            "eight blocks in eight lines"
+        );
+        assert_edges(&r, &spans);
+    }
+
     #[test]
     fn two_ranges_need_no_bucket() {
         let spans = vec![span(0, 8, 5)];
@@ -963,12 +1214,13 @@ mod tests {
         ] {
             let scores: Vec<u8> = (0..=offsets.len() as u8).collect();
             let block = Block::new(offsets, &scores).expect("fits");
-            assert_eq!(block.find(0), 0, "{offsets:x?}");
+            let find = |offset| Block::find(&block.words[..block.size], offset);
+            assert_eq!(find(0), 0, "{offsets:x?}");
             for (k, &o) in offsets.iter().enumerate() {
-                assert_eq!(block.find(o - 1), k as u8, "{o:#x} - 1");
-                assert_eq!(block.find(o), k as u8 + 1, "{o:#x}");
+                assert_eq!(find(o - 1), k as u8, "{o:#x} - 1");
+                assert_eq!(find(o), k as u8 + 1, "{o:#x}");
             }
-            assert_eq!(block.find(u128::MAX), offsets.len() as u8);
+            assert_eq!(find(u128::MAX), offsets.len() as u8);
         }
         let wide = [1u128, 2, 3, 1 << 100];
         assert!(Block::new(&wide, &[0; 5]).is_none(), "4 starts of 4 words");
