@@ -338,14 +338,26 @@ impl Block {
         }
         Some(Block {
             words,
-            size: Block::size(words[0]),
+            size: Block::size(&words),
         })
     }
 
-    /// Words a block takes, from its first word: its header, scores and starts, to the end of
-    /// their last granule.
-    fn size(first: u32) -> usize {
-        let (len, width) = ((first & 0xf) as usize, ((first >> 4) & 0x3) as usize + 1);
+    /// The header of the block that `block` starts with: `len`, `width` and `zeros`. Read as
+    /// bytes, as [`Block::new`] writes it, so the layout is the same on every byte order.
+    #[inline(always)]
+    fn header(block: &[u32]) -> (usize, usize, u32) {
+        let bytes: &[u8] = bytemuck::cast_slice(&block[..1]);
+        (
+            usize::from(bytes[0] & 0xf),
+            usize::from((bytes[0] >> 4) & 0x3) + 1,
+            u32::from(bytes[1] & 0x7f),
+        )
+    }
+
+    /// Words the block that `block` starts with takes: its header, scores and starts, to the
+    /// end of their last granule.
+    fn size(block: &[u32]) -> usize {
+        let (len, width, _) = Block::header(block);
         (Block::head(len) + len * width).next_multiple_of(GRANULE)
     }
 
@@ -359,9 +371,8 @@ impl Block {
     /// The score at `offset` in the bucket of the block that `block` starts with.
     #[inline(always)]
     fn find(block: &[u32], offset: u128) -> u8 {
-        let first = block[0];
-        let len = (first & 0xf) as usize;
-        let at = offset >> ((first >> 8) & 0x7f);
+        let (len, width, zeros) = Block::header(block);
+        let at = offset >> zeros;
         let head = Block::head(len);
         // The starts are sorted, so counting those at or below `at` finds the range. A start
         // fits in `width` words, so an `at` past them counts the same clamped. Only the
@@ -369,19 +380,19 @@ impl Block {
         // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
         // are as common); counting for every width and picking after removes that but doubles
         // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
-        let after = match (first >> 4) & 0x3 {
-            0 => {
+        let after = match width {
+            1 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
                 block[head..head + len].iter().filter(|&&s| s <= at).count()
             }
-            1 => {
+            2 => {
                 let at = u64::try_from(at).unwrap_or(u64::MAX);
                 block[head..head + 2 * len]
                     .chunks_exact(2)
                     .filter(|s| (u64::from(s[0]) << 32 | u64::from(s[1])) <= at)
                     .count()
             }
-            2 => Block::count::<3>(&block[head..head + 3 * len], at),
+            3 => Block::count::<3>(&block[head..head + 3 * len], at),
             _ => Block::count::<4>(&block[head..head + 4 * len], at),
         };
         let scores: &[u8] = bytemuck::cast_slice(&block[..head]);
@@ -1016,7 +1027,7 @@ mod tests {
                 assert_eq!(score, want, "node at {at}, bucket {b}: ranges {i}..={j}");
                 if K::LEAF == 0 && slot & (CHILD | SCORE | NET) == 0 {
                     let start = slot as usize * GRANULE;
-                    let size = Block::size(r.blocks.as_slice()[start]);
+                    let size = Block::size(&r.blocks.as_slice()[start..]);
                     assert!(
                         start % LINE + size <= LINE,
                         "block at {start} crosses a line"
