@@ -379,7 +379,7 @@ impl Block {
         // block's own words are read: past them the line may end.
         // The `match` on the width mispredicts about every other IPv6 lookup (widths 1 and 3
         // are as common); counting for every width and picking after removes that but doubles
-        // the lookup's instructions, and measured no faster (README, "Scores from CIDR lists").
+        // the lookup's instructions, and measured no faster (docs/scores.md).
         let after = match width {
             1 => {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
