@@ -205,7 +205,9 @@ pub struct Cli {
     /// agent connections (HAProxy 3.x opens one per concurrent stream; 32 to 1,024 measured)
     /// uring answered 1.4x to 2.8x std's rate at less CPU per NOTIFY and a lower p99 in 9 of
     /// 10 runs; with one or two connections idle between requests std spends less CPU, unless
-    /// uring spins (--spin-us) on CPUs of its own (README, Benchmarks).
+    /// uring spins (--spin-us) on CPUs of its own. Sharing two CPUs with HAProxy, std served
+    /// 10-25 % more requests/s through it: pick std where the agent has no CPUs of its own
+    /// (README, Runtimes and Benchmarks).
     #[arg(long = "runtime", env = "SPOA_RUNTIME", value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
 
