@@ -57,6 +57,8 @@ def main():
             sys.exit("not an ACK")
         acks += 1
         time.sleep(pause)
+    if acks == 0:
+        sys.exit("no ACK within the time given")
     elapsed, used = time.monotonic() - start, (cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK")
     print(f"{acks} ACKs in {elapsed:.1f} s ({acks / elapsed:.0f}/s): agent CPU {100 * used / elapsed:.1f} % "
           f"of a CPU, {used / acks * 1e6:.1f} µs per ACK")

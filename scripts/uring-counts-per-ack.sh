@@ -11,8 +11,9 @@
 #   scripts/uring-counts-per-ack.sh std 1x32 320000
 #
 # The agent runs with one worker on CPU 1 (AGENT_CPU), spoa-loadgen on CPU 0 (LOADGEN_CPU),
-# for exactly NOTIFYS NOTIFYs. Needs perf with tracepoints (root or kernel.perf_event_paranoid
-# <= 1) and a release build (cargo build --release -p spoa -p spoa-loadgen).
+# for exactly NOTIFYS NOTIFYs. Needs perf with tracepoints and their raw data (root, or
+# kernel.perf_event_paranoid = -1 and a readable tracefs) and a release build (cargo build
+# --release -p spoa -p spoa-loadgen).
 set -euo pipefail
 runtime=${1:-uring}
 shape=${2:-1x1}

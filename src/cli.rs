@@ -216,7 +216,8 @@ pub struct Cli {
     /// (0: sleep at once). A spin that finds nothing makes the executor sleep at once for its
     /// next 1, 2, 4 ... 64 waits, so an idle agent spins before one sleep in 64 at most. On CPUs
     /// of the agent's own, 50 is measured faster than std at every load shape, at about its
-    /// CPU per NOTIFY or less; leave 0 where HAProxy shares the CPUs.
+    /// CPU per NOTIFY or less. Sharing CPUs with HAProxy, it neither helps nor costs HAProxy
+    /// (measured): prefer --runtime std there (README).
     #[arg(
         long = "spin-us",
         env = "SPOA_SPIN_US",

@@ -34,7 +34,8 @@ pub struct UringOptions {
     /// Busy-poll this long before an idle executor sleeps: a faster wake-up for the next frame,
     /// paid for with a CPU kept busy (`--spin-us`). `None`: sleep at once. The spin backs off
     /// while it finds nothing (glommio's `adaptive_spin`, PATCHES.md change 16): measured as
-    /// fast as spinning before every sleep under load, and an idle executor does not spin.
+    /// fast as spinning before every sleep under load, and an idle executor spins before one
+    /// wait in 64 at most.
     pub spin: Option<Duration>,
     /// glommio's registered I/O memory per executor, in bytes. It serves file I/O only (this
     /// runtime's sockets read into each connection's own buffers), so the 64 KiB minimum is

@@ -29,6 +29,8 @@ const SHORT_SPIN: Duration = Duration::from_millis(2);
 /// next request.
 const LONG_SPIN: Duration = Duration::from_secs(2);
 const ROUND_TRIPS: u32 = 500;
+/// More than the longest back-off (glommio's `ADAPTIVE_SPIN_MAX_SKIPS`, 64 waits) three times.
+const SHORT_WAITS: u32 = 200;
 
 /// Spinning needs an executor bound to a CPU (glommio ignores the spin otherwise).
 fn pinned() -> LocalExecutorBuilder {
@@ -79,6 +81,42 @@ fn an_adaptive_spin_backs_off_on_an_idle_executor() {
         "{} spins in {IDLE_WAITS} idle waits ({} found nothing)",
         stats.spins(),
         stats.spins_that_found_nothing()
+    );
+}
+
+#[test]
+fn a_spin_that_finds_work_restarts_the_back_off() {
+    if !common::uring_available(1) {
+        return;
+    }
+    let again = pinned()
+        .spin_before_park(SHORT_SPIN)
+        .adaptive_spin(true)
+        .spawn(|| async move {
+            // Backed off far: after these, the next 32 waits or so sleep at once.
+            for _ in 0..IDLE_WAITS {
+                glommio::timer::sleep(IDLE_WAIT).await;
+            }
+            // Waits far shorter than the spin: once the back-off has run out, a spin finds
+            // the timer, which must start the back-off over.
+            for _ in 0..SHORT_WAITS {
+                glommio::timer::sleep(SHORT_SPIN / 10).await;
+            }
+            glommio::executor().executor_stats(); // counted from here
+            for _ in 0..IDLE_WAITS {
+                glommio::timer::sleep(IDLE_WAIT).await;
+            }
+            glommio::executor().executor_stats()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // As from a standing start: spins before idle waits 1, 3, 6, 11, 20 and 37. A back-off
+    // that went on from where it was would spin once, then sleep at once for 64 waits.
+    assert!(
+        again.spins() >= 5,
+        "{} spins in {IDLE_WAITS} idle waits after spins that found work",
+        again.spins()
     );
 }
 

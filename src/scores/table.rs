@@ -38,6 +38,12 @@ pub struct Table {
     took: Duration,
 }
 
+/// The most networks a table takes, over all its files (about 2 GB of index for IPv6 ones).
+/// The index addresses its nodes and leaf blocks with 30-bit and 29-bit fields
+/// (`src/scores/ranges.rs`), which this keeps out of reach with room to spare; the largest
+/// public lists hold a few million networks.
+pub const MAX_NETWORKS: usize = 1 << 25;
+
 /// Networks read, before they become ranges.
 #[derive(Default)]
 struct Builder {
@@ -86,30 +92,55 @@ impl Table {
     /// Reads `paths` in order into a new table. The same network in several places takes the
     /// score of the last one (a later file overrides an earlier one, so an allow list given
     /// after a block list wins). Any malformed line fails the whole load.
+    /// More than [`MAX_NETWORKS`] networks in all fail the load too.
     pub fn load(paths: &[PathBuf]) -> Result<Table, LoadError> {
+        Self::load_at_most(paths, MAX_NETWORKS)
+    }
+
+    fn load_at_most(paths: &[PathBuf], limit: usize) -> Result<Table, LoadError> {
         let started = Instant::now();
         let mut builder = Builder::default();
         let mut files = Vec::with_capacity(paths.len());
         for path in paths {
-            files.push(Self::read_file(path, &mut builder)?);
+            files.push(Self::read_file(path, &mut builder, limit)?);
         }
         Ok(builder.build(files, started))
     }
 
-    fn read_file(path: &Path, builder: &mut Builder) -> Result<FileSummary, LoadError> {
+    fn read_file(
+        path: &Path,
+        builder: &mut Builder,
+        limit: usize,
+    ) -> Result<FileSummary, LoadError> {
         let mut summary = FileSummary {
             path: path.to_path_buf(),
             v4: 0,
             v6: 0,
         };
+        let mut over = None;
         file::read(path, |entry| {
+            if builder.v4.len() + builder.v6.len() == limit {
+                // Read on to the end (a malformed line still says so), keeping nothing more.
+                over.get_or_insert(summary.entries() + 1);
+                return;
+            }
             match entry.prefix {
                 Prefix::V4 { .. } => summary.v4 += 1,
                 Prefix::V6 { .. } => summary.v6 += 1,
             }
             builder.push(entry);
         })?;
-        Ok(summary)
+        match over {
+            Some(nth) => Err(LoadError {
+                path: path.to_path_buf(),
+                line: None,
+                reason: format!(
+                    "more than {limit} networks in all (this file's network number {nth} is one \
+                     too many): split the lists over several agents"
+                ),
+            }),
+            None => Ok(summary),
+        }
     }
 
     /// The score of the longest network holding `addr`, if any.
@@ -291,6 +322,26 @@ mod tests {
         assert_eq!((files[1].entries(), t.repeats()), (2, 1));
         let t = Table::load(&[allow, block]).unwrap();
         assert_eq!(score(&t, "192.0.2.1"), Some(5), "the later file wins");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn more_networks_than_the_limit_fail_the_load_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("spoa-scores-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = dir.join("first.txt");
+        let second = dir.join("second.txt");
+        std::fs::write(&first, "192.0.2.0/24 5\n2001:db8::/32 5\n").unwrap();
+        std::fs::write(&second, "# more\n198.51.100.0/24 5\n203.0.113.0/24 5\n").unwrap();
+        let both = [first.clone(), second.clone()];
+        assert!(Table::load_at_most(&both, 4).is_ok(), "at the limit");
+        let e = Table::load_at_most(&both, 3).unwrap_err();
+        assert_eq!(e.path, second);
+        assert!(
+            e.reason
+                .starts_with("more than 3 networks in all (this file's network number 2 "),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -258,8 +258,8 @@ impl ExecutorStats {
     }
 
     /// PATCH(spoa): how many times the executor, out of tasks, polled its rings for up to
-    /// the [`spin_before_park`](LocalExecutorBuilder::spin_before_park) duration before it
-    /// slept.
+    /// the [`spin_before_park`](LocalExecutorBuilder::spin_before_park) duration, whether the
+    /// spin found work or ended asleep.
     pub fn spins(&self) -> u64 {
         self.spins
     }
