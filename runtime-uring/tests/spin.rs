@@ -38,16 +38,21 @@ fn pinned() -> LocalExecutorBuilder {
     LocalExecutorBuilder::new(Placement::Fixed(cpu)).name("spin")
 }
 
-/// The executor's statistics after `IDLE_WAITS` sleeps on a timer, each longer than the spin.
+/// `IDLE_WAITS` sleeps on a timer, each longer than the spin.
+async fn idle() {
+    for _ in 0..IDLE_WAITS {
+        glommio::timer::sleep(IDLE_WAIT).await;
+    }
+}
+
+/// The executor's statistics after [`idle`] waits.
 fn idle_waits(adaptive: bool) -> ExecutorStats {
     pinned()
         .spin_before_park(SHORT_SPIN)
         .adaptive_spin(adaptive)
         .spawn(|| async move {
             glommio::executor().executor_stats(); // counted from here
-            for _ in 0..IDLE_WAITS {
-                glommio::timer::sleep(IDLE_WAIT).await;
-            }
+            idle().await;
             glommio::executor().executor_stats()
         })
         .unwrap()
@@ -94,18 +99,14 @@ fn a_spin_that_finds_work_restarts_the_back_off() {
         .adaptive_spin(true)
         .spawn(|| async move {
             // Backed off far: after these, the next 32 waits or so sleep at once.
-            for _ in 0..IDLE_WAITS {
-                glommio::timer::sleep(IDLE_WAIT).await;
-            }
+            idle().await;
             // Waits far shorter than the spin: once the back-off has run out, a spin finds
             // the timer, which must start the back-off over.
             for _ in 0..SHORT_WAITS {
                 glommio::timer::sleep(SHORT_SPIN / 10).await;
             }
             glommio::executor().executor_stats(); // counted from here
-            for _ in 0..IDLE_WAITS {
-                glommio::timer::sleep(IDLE_WAIT).await;
-            }
+            idle().await;
             glommio::executor().executor_stats()
         })
         .unwrap()
