@@ -835,7 +835,7 @@ impl<K: Key> Tree<K> {
             let last = first.plus(step.pred()).min(hi.pred());
             bj = flat.range_after(bi + 1, last);
             let cell = first_slot + b * K::CELL;
-            if let Some(net) = flat.net(bi, bj, shift).filter(|_| K::CELL == 4) {
+            if let Some(net) = (K::CELL == 4).then(|| flat.net(bi, bj, shift)).flatten() {
                 self.index[cell..cell + 4].copy_from_slice(&net);
                 b += 1;
                 continue;
