@@ -34,11 +34,10 @@
 //! latency, so a child's slot is read together with its header, not after it: the slot that
 //! points to a child also says how wide its buckets are and how many, and the child's buckets
 //! start at a multiple of their whole span, so the key's own bits give its bucket (a
-//! [`DIRECT`] child; a child whose ranges do not fit so is read header first, and so is one
-//! placed past the first 32 MiB of the index, which a [`DIRECT`] slot cannot reach: in the
-//! benchmark's tables, none at 1,000,000 prefixes (19.5 MiB of index), a sixth of the
-//! children at 2,000,000 and over half at 4,000,000, whose IPv6 hits then take one more
-//! read). An IPv6 hit
+//! [`DIRECT`] child; a child whose ranges do not fit so is read header first). An IPv6 cell
+//! keeps a direct child's place in its second word, so any IPv6 child can be direct; an IPv4
+//! slot has 19 bits for it, which reach the first 32 MiB of the index (some 8 million IPv4
+//! ranges): children placed past that are read header first. An IPv6 hit
 //! that ends in a [`NET`] slot reads the root's slot (in cache: few of its lines are used)
 //! and the child's header and slot, at once: one read that can miss the caches, where a block
 //! adds a second. The ranges themselves are only needed to build the index and are dropped
@@ -70,13 +69,22 @@ const CHILD: u32 = 1 << 31;
 /// slot is read at once with its header, not after it: the child's `lo` is aligned on its
 /// buckets' whole span, its first word on a [`LINE`], and the slot is `CHILD | DIRECT |
 /// shift << DIRECT_SHIFT | bits << DIRECT_BITS | offset / LINE` (2^bits buckets of 2^shift
-/// keys). The same bit as [`SCORE`], which only a slot without [`CHILD`] has.
+/// keys). A 4-word (IPv6) cell keeps `offset / LINE` in its second word instead, so its
+/// direct children can be anywhere in the index; a 1-word (IPv4) cell's reach ends at
+/// [`DIRECT_LINES`]. The same bit as [`SCORE`], which only a slot without [`CHILD`] has.
 const DIRECT: u32 = 1 << 30;
 /// Where a [`DIRECT`] slot holds its child's bucket size (7 bits, below [`DIRECT`]).
 const DIRECT_SHIFT: u32 = 23;
 /// Where a [`DIRECT`] slot holds its child's bucket count (4 bits); below them, the child's
 /// offset in [`LINE`]s.
 const DIRECT_BITS: u32 = 19;
+/// The lines a 1-word [`DIRECT`] slot reaches (the first 32 MiB of the index); a child placed
+/// later is pointed to header first. Lowered to 64 KiB in tests, so that their tables go past
+/// it: an IPv6 root of 2^16 cells alone takes 1 MiB, and its children must still be direct.
+#[cfg(not(test))]
+const DIRECT_LINES: usize = 1 << DIRECT_BITS;
+#[cfg(test)]
+const DIRECT_LINES: usize = 1 << 10;
 /// Words in a cache line: where a [`DIRECT`] child starts.
 const LINE: usize = 16;
 // A direct child's bits (up to `CHILD_BITS + 1`) take 4 bits of its slot.
@@ -259,13 +267,14 @@ fn radix_sort(spans: &mut Vec<Span<u32>>) {
 const RADIX_BITS: u32 = 10;
 const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 
-/// Where the child node a [`CHILD`] slot points to starts in [`Ranges::index`].
+/// Where the child node a [`CHILD`] cell points to starts in [`Ranges::index`]: its slot
+/// (first word) and, in a 4-word cell, its second word.
 #[inline(always)]
-fn child_at(slot: u32) -> usize {
-    if slot & DIRECT != 0 {
-        (slot & ((1 << DIRECT_BITS) - 1)) as usize * LINE
-    } else {
-        (slot & !CHILD) as usize
+fn child_at<K: Key>(slot: u32, second: u32) -> usize {
+    match slot & DIRECT != 0 {
+        true if K::CELL == 4 => second as usize * LINE,
+        true => (slot & ((1 << DIRECT_BITS) - 1)) as usize * LINE,
+        false => (slot & !CHILD) as usize,
     }
 }
 
@@ -742,8 +751,9 @@ impl<K: Key> Tree<K> {
         }
     }
 
-    /// Adds the node over ranges `i..=j` (`j > i`); returns the slot that points to it.
-    fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> u32 {
+    /// Adds the node over ranges `i..=j` (`j > i`); returns the first two words of the cell
+    /// that points to it (the second one only used in 4-word cells, see [`child_at`]).
+    fn node(&mut self, flat: &Sorted<'_, K>, i: usize, j: usize, max_bits: u32) -> [u32; 2] {
         let hi = flat.starts[j];
         let count = (j - i + 1) as u32;
         let bits = (count.next_power_of_two().trailing_zeros() + K::BUCKETS)
@@ -790,14 +800,19 @@ impl<K: Key> Tree<K> {
             .resize(self.index.len().next_multiple_of(align), 0);
         let at = self.index.len();
         let pointer = match direct {
-            Some(b) if at / LINE < 1 << DIRECT_BITS => {
-                CHILD | DIRECT | shift << DIRECT_SHIFT | b << DIRECT_BITS | (at / LINE) as u32
-            }
+            Some(b) if K::CELL == 4 => [
+                CHILD | DIRECT | shift << DIRECT_SHIFT | b << DIRECT_BITS,
+                (at / LINE) as u32,
+            ],
+            Some(b) if at / LINE < DIRECT_LINES => [
+                CHILD | DIRECT | shift << DIRECT_SHIFT | b << DIRECT_BITS | (at / LINE) as u32,
+                0,
+            ],
             _ => {
                 // Below [`DIRECT`]: 4 GiB of index; `table::MAX_NETWORKS` keeps a table far
                 // below that.
                 assert!(at < DIRECT as usize, "a score table past 4 GiB of index");
-                CHILD | at as u32
+                [CHILD | at as u32, 0]
             }
         };
         self.nodes += 1;
@@ -845,7 +860,11 @@ impl<K: Key> Tree<K> {
             } else if let Some(block) = flat.block(bi, bj, shift).filter(|_| K::LEAF == 0) {
                 self.place(&block)
             } else {
-                self.node(flat, bi, bj, CHILD_BITS)
+                let [slot, second] = self.node(flat, bi, bj, CHILD_BITS);
+                if K::CELL == 4 {
+                    self.index[cell + 1] = second;
+                }
+                slot
             };
             self.index[cell] = slot;
             b += 1;
@@ -863,7 +882,8 @@ impl<K: Key> Ranges<K> {
             return self.whole;
         }
         let mut at = 0;
-        // A direct child's slot, read before its header is (see [`DIRECT`]).
+        // A direct child's cell, found from the key's bits before the child's header is read
+        // (see [`DIRECT`]): its address does not wait for the header's load.
         let mut ahead = None;
         loop {
             let node = &index[at..];
@@ -875,24 +895,23 @@ impl<K: Key> Ranges<K> {
                 return node[ABOVE] as u8;
             }
             let shift = node[SHIFT];
-            let cell = slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL;
-            let slot = match ahead {
-                Some(slot) => slot,
-                None => node[cell],
-            };
+            // Inside the node, a direct child's bucket from the key's low bits is the one its
+            // header gives (its `lo` is aligned on the buckets' whole span).
+            let cell =
+                ahead.unwrap_or_else(|| slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL);
+            let slot = node[cell];
             if slot & CHILD != 0 {
-                at = child_at(slot);
-                ahead = (slot & DIRECT != 0).then(|| {
+                let direct = slot & DIRECT != 0;
+                let second = if K::CELL == 4 && direct {
+                    node[cell + 1]
+                } else {
+                    0
+                };
+                at = child_at::<K>(slot, second);
+                ahead = direct.then(|| {
                     let (shift, bits) =
                         ((slot >> DIRECT_SHIFT) & 0x7f, (slot >> DIRECT_BITS) & 0xf);
-                    // `lo` is aligned on the buckets' span: the low bits of the key's bucket
-                    // number are its bucket in the node. A key outside the node reads some
-                    // other word, which the header's bounds above then ignore.
-                    let bucket = key.bucket(shift) & ((1 << bits) - 1);
-                    index
-                        .get(at + slots_at::<K>() + bucket * K::CELL)
-                        .copied()
-                        .unwrap_or(0)
+                    slots_at::<K>() + (key.bucket(shift) & ((1 << bits) - 1)) * K::CELL
                 });
                 continue;
             }
@@ -953,10 +972,9 @@ impl<K: Key> Ranges<K> {
             };
             let slots = &node[slots_at::<K>()..][..buckets * K::CELL];
             1 + slots
-                .iter()
-                .step_by(K::CELL)
-                .filter(|&&s| s & CHILD != 0)
-                .map(|&s| depth(r, child_at(s)))
+                .chunks_exact(K::CELL)
+                .filter(|c| c[0] & CHILD != 0)
+                .map(|c| depth(r, child_at::<K>(c[0], c.get(1).copied().unwrap_or(0))))
                 .max()
                 .unwrap_or(0)
         }
@@ -984,6 +1002,11 @@ mod tests {
 
     /// The bucket slots of the node at `at` in [`Ranges::index`].
     fn slots<K: Key>(r: &Ranges<K>, at: usize) -> Vec<u32> {
+        cells(r, at).into_iter().map(|c| c[0]).collect()
+    }
+
+    /// The first two words of each bucket cell of the node at `at` (see [`child_at`]).
+    fn cells<K: Key>(r: &Ranges<K>, at: usize) -> Vec<[u32; 2]> {
         let node = &r.index.as_slice()[at..];
         let (lo, hi) = (K::read(&node[LO..]), K::read(&node[LO + K::WORDS..]));
         let buckets = match lo == hi {
@@ -991,15 +1014,18 @@ mod tests {
             false => hi.pred().minus(lo).bucket(node[SHIFT]) + 1,
         };
         let cells = &node[slots_at::<K>()..][..buckets * K::CELL];
-        cells.iter().step_by(K::CELL).copied().collect()
+        cells
+            .chunks_exact(K::CELL)
+            .map(|c| [c[0], c.get(1).copied().unwrap_or(0)])
+            .collect()
     }
 
     /// Every index node, by its place in [`Ranges::index`].
     fn nodes<K: Key>(r: &Ranges<K>) -> Vec<usize> {
         fn walk<K: Key>(r: &Ranges<K>, at: usize, out: &mut Vec<usize>) {
             out.push(at);
-            for &s in slots(r, at).iter().filter(|&&s| s & CHILD != 0) {
-                walk(r, child_at(s), out);
+            for [slot, second] in cells(r, at).into_iter().filter(|c| c[0] & CHILD != 0) {
+                walk(r, child_at::<K>(slot, second), out);
             }
         }
         let mut out = Vec::new();
