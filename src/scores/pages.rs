@@ -305,31 +305,17 @@ impl<T: Pod> Filling<T> {
     /// The last item.
     #[inline]
     pub fn last(&self) -> Option<T> {
-        match &self.storage {
-            Filled::Heap(v) => v.last().copied(),
-            Filled::Mapped {
-                map, start, len, ..
-            } => {
-                let size = std::mem::size_of::<T>();
-                let at = *start + len.checked_sub(1)? * size;
-                Some(bytemuck::pod_read_unaligned(&map[at..at + size]))
-            }
-        }
+        self.as_slice().last().copied()
     }
 
     /// Removes the last item.
     pub fn pop(&mut self) -> Option<T> {
+        let last = self.last()?;
         match &mut self.storage {
-            Filled::Heap(v) => v.pop(),
-            Filled::Mapped {
-                map, start, len, ..
-            } => {
-                *len = len.checked_sub(1)?;
-                let size = std::mem::size_of::<T>();
-                let at = *start + *len * size;
-                Some(bytemuck::pod_read_unaligned(&map[at..at + size]))
-            }
+            Filled::Heap(v) => v.truncate(v.len() - 1),
+            Filled::Mapped { len, .. } => *len -= 1,
         }
+        Some(last)
     }
 
     /// The array, read-only from now on, where [`Pages::new`] would place it.

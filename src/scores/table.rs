@@ -300,18 +300,33 @@ mod tests {
         assert_eq!(t.len(), 1);
     }
 
+    /// Score files with these contents in a fresh directory named for `test`: the directory
+    /// (to remove) and the files.
+    fn files(test: &str, contents: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+        let dir = std::env::temp_dir().join(format!("spoa-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = contents
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = dir.join(format!("{i}.scores"));
+                std::fs::write(&path, text).unwrap();
+                path
+            })
+            .collect();
+        (dir, paths)
+    }
+
     #[test]
     fn load_reads_files_in_order_and_counts() {
-        let dir = std::env::temp_dir().join(format!("spoa-scores-table-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let block = dir.join("block.txt");
-        let allow = dir.join("allow.txt");
-        std::fs::write(
-            &block,
-            "192.0.2.0/24 5\n2001:db8::/32 5\n198.51.100.0/24 5\n",
-        )
-        .unwrap();
-        std::fs::write(&allow, "# allow\n192.0.2.0/24 100\n192.0.2.128/25 90\n").unwrap();
+        let (dir, paths) = files(
+            "scores-table",
+            &[
+                "192.0.2.0/24 5\n2001:db8::/32 5\n198.51.100.0/24 5\n",
+                "# allow\n192.0.2.0/24 100\n192.0.2.128/25 90\n",
+            ],
+        );
+        let (block, allow) = (paths[0].clone(), paths[1].clone());
         let t = Table::load(&[block.clone(), allow.clone()]).unwrap();
         assert_eq!(score(&t, "192.0.2.1"), Some(100));
         assert_eq!(score(&t, "192.0.2.200"), Some(90));
@@ -327,16 +342,16 @@ mod tests {
 
     #[test]
     fn more_networks_than_the_limit_fail_the_load_naming_the_file() {
-        let dir = std::env::temp_dir().join(format!("spoa-scores-limit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let first = dir.join("first.txt");
-        let second = dir.join("second.txt");
-        std::fs::write(&first, "192.0.2.0/24 5\n2001:db8::/32 5\n").unwrap();
-        std::fs::write(&second, "# more\n198.51.100.0/24 5\n203.0.113.0/24 5\n").unwrap();
-        let both = [first.clone(), second.clone()];
+        let (dir, both) = files(
+            "scores-limit",
+            &[
+                "192.0.2.0/24 5\n2001:db8::/32 5\n",
+                "# more\n198.51.100.0/24 5\n203.0.113.0/24 5\n",
+            ],
+        );
         assert!(Table::load_at_most(&both, 4).is_ok(), "at the limit");
         let e = Table::load_at_most(&both, 3).unwrap_err();
-        assert_eq!(e.path, second);
+        assert_eq!(e.path, both[1]);
         assert!(
             e.reason
                 .starts_with("more than 3 networks in all (this file's network number 2 "),
