@@ -1530,6 +1530,8 @@ impl LocalExecutor {
             // Waits to park at once before spinning again, and the next back-off.
             let mut skips_left = 0u32;
             let mut backoff = 0u32;
+            // PATCH(spoa): the last thing the loop did was a park (see below).
+            let mut just_parked = false;
 
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
@@ -1556,11 +1558,25 @@ impl LocalExecutor {
                 // PATCH(spoa): unless no task queue is active: then nothing runs before the
                 // park below, which submits what is queued and sleeps in one io_uring_enter
                 // (and does not sleep if a completion woke a task).
+                //
+                // PATCH(spoa): right after a park, only the preemption timer is armed: the park
+                // reaped every ring, processed timers and shared channels once it woke, and
+                // submitted what was queued, and no task has run since, so a poll would find
+                // nothing but a completion that raced in since (the next poll finds it). At one
+                // request in flight this is every wake-up, and the poll was a second pass over
+                // everything the park had just done.
                 if this.has_active_task_queue() {
-                    this.parker
-                        .poll_io(|| Some(this.preempt_timer_duration()))
-                        .expect("Failed to poll io! This is actually pretty bad!");
+                    if just_parked {
+                        this.reactor
+                            .install_preempt_timer(this.preempt_timer_duration())
+                            .expect("Failed to poll io! This is actually pretty bad!");
+                    } else {
+                        this.parker
+                            .poll_io(|| Some(this.preempt_timer_duration()))
+                            .expect("Failed to poll io! This is actually pretty bad!");
+                    }
                 }
+                just_parked = false;
 
                 // run user code
                 let run = this.run_task_queues();
@@ -1592,6 +1608,7 @@ impl LocalExecutor {
                         this.parker
                             .park()
                             .expect("Failed to park! This is actually pretty bad!");
+                        just_parked = true;
                         pre_time = Instant::now();
                     } else {
                         let mut found = true;
