@@ -880,6 +880,16 @@ impl PollRing {
     pub(crate) fn alloc_dma_buffer(&mut self, size: usize) -> DmaBuffer {
         self.allocator.new_buffer(size).unwrap()
     }
+
+    /// PATCH(spoa): nothing queued, nothing prepared, nothing in flight (so no completion to
+    /// come: `in_kernel` counts every submitted SQE until its completion is reaped). Only
+    /// direct file I/O on a pollable device uses this ring; a socket server never does, and
+    /// each pass over it (reap, flush cancellations, flush submissions) did nothing.
+    fn idle(&self) -> bool {
+        self.in_kernel == 0
+            && self.submission_queue.borrow().is_empty()
+            && self.waiting_kernel_submission() == 0
+    }
 }
 
 impl UringCommon for PollRing {
@@ -2107,7 +2117,12 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        self.poll_ring.borrow_mut().poll(woke)?;
+        // PATCH(spoa): an idle poll ring has nothing to submit or reap (see `PollRing::idle`).
+        let mut poll_ring = self.poll_ring.borrow_mut();
+        if !poll_ring.idle() {
+            poll_ring.poll(woke)?;
+        }
+        drop(poll_ring);
         self.main_ring.borrow_mut().poll(woke)?;
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
@@ -2181,8 +2196,16 @@ impl Reactor {
         let mut main_ring = self.main_ring.borrow_mut();
         let mut lat_ring = self.latency_ring.borrow_mut();
 
+        // PATCH(spoa): the poll ring is left alone when idle (see `PollRing::idle`); nothing
+        // queues work on it while this function runs, so it stays idle throughout.
+        let poll_idle = poll_ring.idle();
+
         // consume all events from the rings
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring);
+        if !poll_idle {
+            consume_rings!(into &mut woke; poll_ring);
+        }
+        consume_rings!(into &mut woke; main_ring);
 
         // PATCH(spoa): a latency timer still pending is kept (see the end of this function);
         // one that fired is done with (dropping it cancels nothing).
@@ -2198,10 +2221,17 @@ impl Reactor {
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
-        flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
+        flush_cancellations!(into &mut woke; lat_ring);
+        if !poll_idle {
+            flush_cancellations!(into &mut woke; poll_ring);
+        }
+        flush_cancellations!(into &mut woke; main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring)?;
+        flush_rings!(lat_ring)?;
+        if !poll_idle {
+            flush_rings!(poll_ring)?;
+        }
         // PATCH(spoa): the main ring's SQEs are only prepared here: the sleep below submits
         // them in its io_uring_enter, or the flush at the end when we do not sleep.
         main_ring
@@ -2210,12 +2240,16 @@ impl Reactor {
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring);
+        if !poll_idle {
+            consume_rings!(into &mut woke; poll_ring);
+        }
+        consume_rings!(into &mut woke; main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
-            && poll_ring.can_sleep()
+            && (poll_idle || poll_ring.can_sleep())
             && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
@@ -2260,9 +2294,21 @@ impl Reactor {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
-                    flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    if !poll_idle {
+                        flush_cancellations!(into &mut 0; poll_ring);
+                    }
+                    flush_cancellations!(into &mut 0; main_ring);
+                    flush_rings!(lat_ring)?;
+                    if !poll_idle {
+                        flush_rings!(poll_ring)?;
+                    }
+                    flush_rings!(main_ring)?;
+                    consume_rings!(into &mut 0; lat_ring);
+                    if !poll_idle {
+                        consume_rings!(into &mut 0; poll_ring);
+                    }
+                    consume_rings!(into &mut 0; main_ring);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
