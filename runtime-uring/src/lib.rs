@@ -49,5 +49,5 @@ mod probe;
 mod server;
 mod stop;
 
-pub use probe::{probe, usable_cpus, Unavailable, MIN_MEMLOCK};
+pub use probe::{probe, spread_cpus, usable_cpus, Unavailable, MIN_MEMLOCK};
 pub use server::{Server, ShutdownHandle, UringOptions};
