@@ -361,6 +361,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 if let Some(spin) = cli.spin() {
                     details.push_str(&format!(", spin {} us", spin.as_micros()));
                 }
+                // Said once, at startup: which receive path this kernel gets.
+                details.push_str(if runtime_uring::receive_poll_first_supported() {
+                    ", receives after a reply poll first"
+                } else {
+                    ", plain receives (no IORING_RECVSEND_POLL_FIRST before Linux 5.19)"
+                });
                 (
                     server.listen_addresses(),
                     details,
