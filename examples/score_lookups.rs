@@ -13,6 +13,10 @@
 //! 262,144 for the misses per lookup. `chain` makes each lookup wait for the one before (its
 //! address depends on that answer): the time per lookup is then one lookup's latency, where
 //! without it several lookups overlap in the processor.
+//!
+//! A third argument, a count of addresses (default 65536, at most 65536), sweeps the working
+//! set: the same 4 x 64Ki lookups cycle over fewer distinct addresses, so their lines stay in
+//! cache; `score_lookups v6 - 1024` is the lookup's cost with (nearly) no memory reads.
 
 use std::hint::black_box;
 
@@ -20,6 +24,14 @@ use spoa::scores::{synthetic, Table};
 
 fn main() {
     let family = std::env::args().nth(1).unwrap_or_default();
+    let distinct = match std::env::args().nth(3).map(|n| n.parse::<usize>()) {
+        None => 1 << 16,
+        Some(Ok(n)) if (1..=1 << 16).contains(&n) => n,
+        Some(_) => {
+            eprintln!("score_lookups: the count of addresses is 1..=65536");
+            std::process::exit(2);
+        }
+    };
     let entries = synthetic::entries(1_000_000, 14);
     let table = Table::from_entries(entries.iter().copied());
     let hits = |v4: bool| {
@@ -36,12 +48,17 @@ fn main() {
             .take(1 << 16)
             .collect(),
         _ => {
-            eprintln!("usage: score_lookups v4|v6|miss [dry|chain]");
+            eprintln!("usage: score_lookups v4|v6|miss [dry|chain|-] [ADDRESSES]");
             std::process::exit(2);
         }
     };
     let mode = std::env::args().nth(2).unwrap_or_default();
-    let rounds = if mode == "dry" { 0 } else { 4 };
+    let rounds = if mode == "dry" {
+        0
+    } else {
+        4 * (1 << 16) / distinct
+    };
+    let addrs = &addrs[..distinct.min(addrs.len())];
     // `chain`: each lookup's address depends on the previous lookup's answer (through a zero
     // the compiler cannot see), so lookups cannot overlap: the latency one lookup alone sees.
     let zero = black_box(0usize);

@@ -49,7 +49,9 @@ RUNTIMES (--runtime):
   uring needs Linux 5.8+, io_uring allowed (sysctl kernel.io_uring_disabled, seccomp: container
   default profiles block it) and RLIMIT_MEMLOCK >= 512 KiB (systemd: LimitMEMLOCK=infinity;
   shell: ulimit -l unlimited). --runtime uring exits with the reason when one is missing;
-  --runtime auto logs it and runs std.
+  --runtime auto logs it and runs std. auto also runs std when a HAProxy process (its
+  workers; a master is left out) may run on a CPU uring would pin an executor to: sharing
+  CPUs with HAProxy, std was measured faster. --cpus away from HAProxy's cpu-map gives uring.
 
 SCORES FROM CIDR LISTS (--scores FILE, repeatable):
   Each line is a network (CIDR, or a plain address: a /32 or /128) and a score 0..=100:
@@ -201,7 +203,8 @@ pub struct Cli {
     pub capabilities: Vec<CapabilityArg>,
 
     /// Runtime: uring (io_uring, thread-per-core, Linux), std (portable threads), or auto (uring
-    /// where the kernel allows it, else std with a log line saying why). Measured: with many
+    /// where the kernel allows it and no HAProxy process may run on the CPUs its executors would
+    /// take; else std, with a log line saying why). Measured: with many
     /// agent connections (HAProxy 3.x opens one per concurrent stream; 32 to 1,024 measured)
     /// uring answered 1.4x to 2.8x std's rate at less CPU per NOTIFY and a lower p99 in 9 of
     /// 10 runs; with one or two connections idle between requests std spends less CPU, unless

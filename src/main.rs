@@ -1,6 +1,8 @@
 //! `spoa`: HAProxy's IP-reputation agent, in Rust.
 
 mod cli;
+#[cfg(target_os = "linux")]
+mod colocation;
 mod logging;
 mod metrics;
 
@@ -128,11 +130,29 @@ struct Choice {
     runtime: Runtime,
     workers: usize,
     /// Why `--runtime auto` did not take uring.
-    fallback: Option<String>,
+    fallback: Option<Fallback>,
+}
+
+/// Why `--runtime auto` runs std.
+enum Fallback {
+    /// io_uring cannot run here; the reason and its fix.
+    Unavailable(String),
+    /// uring could run, but HAProxy may run on the CPUs its executors would be pinned to.
+    SharesCpus(String),
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::Unavailable(why) => write!(f, "io_uring cannot be used: {why}"),
+            Fallback::SharesCpus(why) => f.write_str(why),
+        }
+    }
 }
 
 /// Picks the runtime: uring when asked and possible (an error saying why not otherwise), std
-/// when asked, and for `auto` uring where [`runtime_uring::probe`] passes, else std.
+/// when asked, and for `auto` uring where [`runtime_uring::probe`] passes and no HAProxy
+/// process may run on the CPUs its executors would be pinned to ([`colocation`]), else std.
 fn choose(cli: &Cli) -> Result<Choice, String> {
     // std has no workers: a thread per connection.
     let std = |fallback| Choice {
@@ -142,9 +162,15 @@ fn choose(cli: &Cli) -> Result<Choice, String> {
     };
     match cli.runtime {
         RuntimeChoice::Std => Ok(std(None)),
-        RuntimeChoice::Uring | RuntimeChoice::Auto => match probe_uring(cli) {
+        RuntimeChoice::Auto => match probe_uring(cli) {
+            Ok(choice) => Ok(match shares_cpus_with_haproxy(cli, &choice) {
+                Some(why) => std(Some(Fallback::SharesCpus(why))),
+                None => choice,
+            }),
+            Err(why) => Ok(std(Some(Fallback::Unavailable(why)))),
+        },
+        RuntimeChoice::Uring => match probe_uring(cli) {
             Ok(choice) => Ok(choice),
-            Err(why) if cli.runtime == RuntimeChoice::Auto => Ok(std(Some(why))),
             Err(why) => Err(format!(
                 "--runtime uring cannot run here: {why} (or use --runtime std)"
             )),
@@ -171,6 +197,28 @@ fn probe_uring(cli: &Cli) -> Result<Choice, String> {
     })
 }
 
+/// For `--runtime auto`: a HAProxy process that may run on the CPUs the uring executors would
+/// be pinned to, said as the reason to run std instead.
+#[cfg(target_os = "linux")]
+fn shares_cpus_with_haproxy(cli: &Cli, uring: &Choice) -> Option<String> {
+    let cpus =
+        runtime_uring::spread_cpus(uring.workers, cli.cpus.as_ref().map(|c| &c.0[..])).ok()?;
+    let sharing = colocation::haproxy_on(&cpus)?;
+    Some(format!(
+        "HAProxy (pid {}) may run on CPU {}, where uring would pin its executors ({}); sharing \
+         CPUs with HAProxy, std is measured faster. Give the agent CPUs of its own with --cpus \
+         (away from HAProxy's cpu-map) for uring, or choose with --runtime",
+        sharing.pid,
+        runtime_core::format_cpu_list(&sharing.cpus),
+        runtime_core::format_cpu_list(&cpus),
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn shares_cpus_with_haproxy(_cli: &Cli, _uring: &Choice) -> Option<String> {
+    None
+}
+
 #[cfg(not(target_os = "linux"))]
 fn probe_uring(_cli: &Cli) -> Result<Choice, String> {
     Err("io_uring is Linux only".into())
@@ -195,7 +243,7 @@ fn check_runtime(cli: &Cli) -> ExitCode {
             fallback: Some(why),
             ..
         }) => {
-            println!("std available; uring is not: {why}");
+            println!("std chosen; {why}");
             ExitCode::SUCCESS
         }
         Err(why) => {
@@ -212,7 +260,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let hand_over = hand_over(cli);
     let choice = choose(cli)?;
     if let Some(why) = &choice.fallback {
-        log::warn!("runtime auto: io_uring cannot be used, running the std runtime: {why}");
+        log::warn!("runtime auto: running the std runtime: {why}");
     }
     if cli.spin_us > 0 && choice.runtime == Runtime::Std {
         log::warn!("--spin-us applies to the uring runtime only: ignored");
@@ -313,6 +361,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 if let Some(spin) = cli.spin() {
                     details.push_str(&format!(", spin {} us", spin.as_micros()));
                 }
+                // Said once, at startup: which receive path this kernel gets.
+                details.push_str(if runtime_uring::receive_poll_first_supported() {
+                    ", receives after a reply poll first"
+                } else {
+                    ", plain receives (no IORING_RECVSEND_POLL_FIRST before Linux 5.19)"
+                });
                 (
                     server.listen_addresses(),
                     details,

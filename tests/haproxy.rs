@@ -301,6 +301,31 @@ fn ipv4_and_ipv6_clients_get_an_ip_score() {
     });
 }
 
+/// `--runtime auto` beside a running HAProxy that may use every CPU (no `cpu-map`): std, which
+/// is measured faster sharing CPUs with HAProxy, with the HAProxy process named.
+#[test]
+fn runtime_auto_runs_std_beside_a_haproxy_on_the_same_cpus() {
+    let _serial = serialized();
+    if !runtimes().contains(&"uring") {
+        eprintln!("NOTE: uring cannot run here: auto is std whatever HAProxy does");
+        return;
+    }
+    let agent = Agent::start("std", &[]);
+    for (label, bin) in haproxies() {
+        let h = Haproxy::start(&label, &bin, agent.addr.port());
+        let out = Command::new(support::BIN)
+            .args(["--runtime", "auto", "-n", "1", "--check-runtime"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            support::haproxy_named(&out, h.child.id()).is_some(),
+            "HAProxy {label} (pid {}): {out}",
+            h.child.id()
+        );
+    }
+}
+
 #[test]
 fn the_example_config_works_as_it_is() {
     let _serial = serialized();

@@ -421,6 +421,27 @@ fn an_offer_within_max_frame_size_is_not_warned_about() {
     }
 }
 
+/// The startup line says which receive path this kernel gets: receives that arm their poll
+/// first (Linux 5.19 and later) or plain ones.
+#[cfg(target_os = "linux")]
+#[test]
+fn uring_startup_line_says_which_receive_path_the_kernel_gets() {
+    if !runtimes().contains(&"uring") {
+        return;
+    }
+    let agent = Agent::start("uring", &[]);
+    let said = if runtime_uring::receive_poll_first_supported() {
+        "receives after a reply poll first"
+    } else {
+        "plain receives (no IORING_RECVSEND_POLL_FIRST before Linux 5.19)"
+    };
+    assert!(
+        agent.wait_log(said, Duration::from_secs(5)),
+        "{:?}",
+        agent.logs()
+    );
+}
+
 /// `--cpus` keeps uring's executors on the CPUs an operator leaves free of HAProxy.
 #[test]
 fn uring_executors_are_pinned_to_the_cpus_given() {

@@ -28,6 +28,9 @@ pub(crate) struct Worker<H> {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stop: Stop,
+    /// Receives after a reply arm their poll first where the kernel can
+    /// ([`UringOptions::receive_poll_first`](crate::UringOptions::receive_poll_first)).
+    pub(crate) receive_poll_first: bool,
 }
 
 impl<H: Handler + 'static> Worker<H> {
@@ -88,6 +91,10 @@ impl<H: Handler + 'static> Connection<H> {
         // that finds too little room leaves the rest to a plain send before the read, bounded
         // by the write deadline set at the write (PATCHES.md change 11).
         self.stream.set_write_behind(true);
+        // The receive queued with a reply arms its poll at once when the socket was drained:
+        // HAProxy's next frame answers that reply (glommio change 17).
+        self.stream
+            .set_receive_poll_first(worker.receive_poll_first);
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
         let hands_over = worker.shared.hand_over.get();

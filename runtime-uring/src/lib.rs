@@ -49,5 +49,12 @@ mod probe;
 mod server;
 mod stop;
 
-pub use probe::{probe, usable_cpus, Unavailable, MIN_MEMLOCK};
+pub use probe::{probe, spread_cpus, usable_cpus, Unavailable, MIN_MEMLOCK};
 pub use server::{Server, ShutdownHandle, UringOptions};
+
+/// Whether this kernel lets a receive arm its poll before trying to receive
+/// (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19; read once per process), which
+/// [`UringOptions::receive_poll_first`] uses.
+pub fn receive_poll_first_supported() -> bool {
+    glommio::net::receive_poll_first_supported()
+}

@@ -182,10 +182,7 @@ pub fn usable_cpus() -> Vec<usize> {
 /// `workers` CPUs spread as far apart as the topology allows (packages, cores, then hyper-threads),
 /// among the [`usable_cpus`] — and among `allowed` when the operator chose CPUs (to keep
 /// executors off the CPUs HAProxy's `cpu-map` uses).
-pub(crate) fn spread_cpus(
-    workers: usize,
-    allowed: Option<&[usize]>,
-) -> Result<Vec<usize>, Unavailable> {
+pub fn spread_cpus(workers: usize, allowed: Option<&[usize]>) -> Result<Vec<usize>, Unavailable> {
     let mut usable = usable_cpus();
     if let Some(allowed) = allowed {
         let unusable: Vec<usize> = allowed

@@ -276,3 +276,18 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// From `spoa --runtime auto --check-runtime`'s answer "std chosen; HAProxy (pid N) may run on
+/// CPU ...": the HAProxy process it named, when that is ours or another HAProxy that may be
+/// running on this machine (the agent names the first it finds). `None` for any other answer.
+#[allow(dead_code)] // used by some test binaries only
+pub fn haproxy_named(answer: &str, ours: u32) -> Option<u32> {
+    let pid: u32 = answer
+        .strip_prefix("std chosen; HAProxy (pid ")?
+        .split(')')
+        .next()?
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    (pid == ours || String::from_utf8_lossy(&cmdline).contains("haproxy")).then_some(pid)
+}

@@ -92,7 +92,16 @@ impl Running {
 }
 
 pub fn start<F: HandlerFactory>(config: ServerConfig, factory: F) -> Running {
-    let server = Server::bind(config, UringOptions::default()).expect("bind");
+    start_with(config, UringOptions::default(), factory)
+}
+
+/// [`start`] with `options`.
+pub fn start_with<F: HandlerFactory>(
+    config: ServerConfig,
+    options: UringOptions,
+    factory: F,
+) -> Running {
+    let server = Server::bind(config, options).expect("bind");
     let addr = server.local_addrs()[0];
     let stop = server.shutdown_handle();
     let thread = thread::spawn(move || server.run(factory));

@@ -600,8 +600,9 @@ impl Reactor {
         tx_len: usize,
         rx: &Source,
         rx_len: usize,
+        rx_poll_first: bool,
     ) {
-        self.sys.send_then_recv(tx, tx_len, rx, rx_len);
+        self.sys.send_then_recv(tx, tx_len, rx, rx_len, rx_poll_first);
     }
 
     pub(crate) fn recv(&self, fd: RawFd, size: usize, flags: MsgFlags) -> Source {

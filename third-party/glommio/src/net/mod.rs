@@ -106,6 +106,13 @@ fn yolo_sendmsg(
     }
 }
 
+/// PATCH(spoa): change 17: whether this kernel lets a receive arm its poll before trying to
+/// receive (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19; read from `uname` once per process): what
+/// [`TcpStream::set_receive_poll_first`] can turn on.
+pub fn receive_poll_first_supported() -> bool {
+    crate::sys::recv_poll_first_supported()
+}
+
 mod datagram;
 mod stream;
 mod tcp_socket;

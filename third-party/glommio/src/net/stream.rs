@@ -265,6 +265,17 @@ pub(crate) struct NonBufferedStream<S> {
     /// PATCH(spoa): the last error a read, write or flush returned was that of bytes written
     /// behind (see `take_write_behind_failed`).
     tx_failed: bool,
+    /// PATCH(spoa): change 17: a receive chained behind a reply arms its poll first
+    /// (`IORING_RECVSEND_POLL_FIRST`) when the last receive drained the socket; only set where
+    /// the kernel takes the flag (`set_receive_poll_first`).
+    rx_poll_first: bool,
+    /// PATCH(spoa): change 17: the length the receive in flight asked for.
+    rx_asked: usize,
+    /// PATCH(spoa): change 17: the last receive returned fewer bytes than it asked for, so it
+    /// most likely left the socket empty.
+    rx_drained: bool,
+    /// PATCH(spoa): change 17: receives queued with `IORING_RECVSEND_POLL_FIRST`.
+    rx_polled_first: u64,
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -331,6 +342,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 self.rx_cancelled = false;
                 self.read_timeout.cancel_timer(reactor);
                 let received = poll_err!(result);
+                self.rx_drained = received < self.rx_asked;
                 self.rx_left = (0, received);
                 let source = self.rx.source.as_ref().unwrap();
                 return Poll::Ready(Ok(copy_received(&mut self.rx_left, source, buf)));
@@ -338,14 +350,21 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             poll_err!(self.read_timeout.check(reactor));
         } else if self.tx_pending > 0 && !self.tx.in_flight {
             let tx = self.tx.source.as_ref().unwrap();
-            reactor.queue_send_then_recv(tx, self.tx_pending, source, buf.len().min(MAX_OP_BYTES));
+            self.rx_asked = buf.len().min(MAX_OP_BYTES);
+            // Change 17: the peer answers a reply, so what the receive waits for is usually
+            // not there yet when the socket was drained: the kernel arms the poll at once
+            // rather than first trying a receive that finds nothing.
+            let poll_first = self.rx_poll_first && self.rx_drained;
+            self.rx_polled_first += u64::from(poll_first);
+            reactor.queue_send_then_recv(tx, self.tx_pending, source, self.rx_asked, poll_first);
             self.tx_chain_len = self.tx_pending;
             self.tx_pending = 0;
             self.tx.in_flight = true;
             self.tx_chained = true;
             self.rx.in_flight = true;
         } else {
-            reactor.queue_recv(source, buf.len().min(MAX_OP_BYTES));
+            self.rx_asked = buf.len().min(MAX_OP_BYTES);
+            reactor.queue_recv(source, self.rx_asked);
             self.rx.in_flight = true;
         }
         source.add_waiter_single(cx.waker());
@@ -385,6 +404,19 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     /// PATCH(spoa): change 13: whether a receive is in flight (its outcome is the next read's).
     pub(crate) fn is_reading(&self) -> bool {
         self.rx.in_flight
+    }
+
+    /// PATCH(spoa): change 17: asks for `IORING_RECVSEND_POLL_FIRST` on receives chained
+    /// behind a reply when the last receive drained the socket; returns whether it is in
+    /// effect (never where the kernel lacks the flag).
+    pub(crate) fn set_receive_poll_first(&mut self, on: bool) -> bool {
+        self.rx_poll_first = on && sys::recv_poll_first_supported();
+        self.rx_poll_first
+    }
+
+    /// PATCH(spoa): change 17: receives queued with `IORING_RECVSEND_POLL_FIRST` so far.
+    pub(crate) fn receives_polled_first(&self) -> u64 {
+        self.rx_polled_first
     }
 
     /// PATCH(spoa): turns write-behind on or off (see the field).
@@ -663,6 +695,10 @@ where
             tx_blocked: false,
             rx_cancelled: false,
             tx_failed: false,
+            rx_poll_first: false,
+            rx_asked: 0,
+            rx_drained: false,
+            rx_polled_first: 0,
         };
         stream.init();
         GlommioStream {
@@ -764,6 +800,16 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
     /// PATCH(spoa): see `NonBufferedStream::set_write_behind`.
     pub(crate) fn set_write_behind(&mut self, on: bool) {
         self.stream.set_write_behind(on)
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::set_receive_poll_first`.
+    pub(crate) fn set_receive_poll_first(&mut self, on: bool) -> bool {
+        self.stream.set_receive_poll_first(on)
+    }
+
+    /// PATCH(spoa): see `NonBufferedStream::receives_polled_first`.
+    pub(crate) fn receives_polled_first(&self) -> u64 {
+        self.stream.receives_polled_first()
     }
 
     /// PATCH(spoa): see `NonBufferedStream::cancel_read`.

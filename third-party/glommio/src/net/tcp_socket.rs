@@ -603,6 +603,24 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.set_write_behind(on)
     }
 
+    /// PATCH(spoa): change 17: with write-behind, a receive chained behind a reply arms its
+    /// poll on the socket at once (`IORING_RECVSEND_POLL_FIRST`) when the previous receive
+    /// returned fewer bytes than it asked for (it drained the socket, and the peer's next
+    /// request answers the reply); without it the kernel first tries a receive, which then
+    /// usually finds nothing, and arms the poll after. Off by default. Returns whether it is in
+    /// effect: never on a kernel older than 5.19 (see [`receive_poll_first_supported`]).
+    ///
+    /// [`receive_poll_first_supported`]: crate::net::receive_poll_first_supported
+    pub fn set_receive_poll_first(&mut self, on: bool) -> bool {
+        self.stream.set_receive_poll_first(on)
+    }
+
+    /// PATCH(spoa): change 17: how many receives this stream queued with
+    /// `IORING_RECVSEND_POLL_FIRST` (see [`TcpStream::set_receive_poll_first`]).
+    pub fn receives_polled_first(&self) -> u64 {
+        self.stream.receives_polled_first()
+    }
+
     /// PATCH(spoa): change 13: asks the kernel to cancel the receive in flight (a read given
     /// up, its future dropped, leaves its receive in flight, and the next read returns its
     /// outcome). The next read then returns the bytes that receive got if it completed first,

@@ -48,6 +48,47 @@ use ahash::AHashMap;
 /// PATCH(spoa): `IORING_TIMEOUT_UPDATE` (include/uapi/linux/io_uring.h), not in this copy's
 /// bindings.
 const IORING_TIMEOUT_UPDATE: u32 = 1 << 1;
+
+/// PATCH(spoa): change 17: `IORING_RECVSEND_POLL_FIRST` (include/uapi/linux/io_uring.h, Linux
+/// 5.19), set in a receive's `ioprio`: the kernel arms its poll on the socket at once instead
+/// of first trying a receive that would find the socket empty.
+const IORING_RECVSEND_POLL_FIRST: u16 = 1 << 0;
+
+/// PATCH(spoa): change 17: the first kernel whose `IORING_OP_RECV` takes
+/// `IORING_RECVSEND_POLL_FIRST`; older ones fail a receive whose `ioprio` is not zero (`EINVAL`)
+/// or ignore it.
+const RECV_POLL_FIRST_SINCE: (u32, u32) = (5, 19);
+
+/// PATCH(spoa): change 17: the running kernel's release (`uname`), as (major, minor); `None`
+/// when it cannot be read or parsed.
+fn kernel_release() -> Option<(u32, u32)> {
+    // SAFETY: `uname` fills the zeroed `utsname` it is given; `release` is then a NUL-terminated
+    // string within the array.
+    let release = unsafe {
+        let mut uts: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut uts) != 0 {
+            return None;
+        }
+        CStr::from_ptr(uts.release.as_ptr()).to_string_lossy().into_owned()
+    };
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+lazy_static! {
+    /// PATCH(spoa): change 17: whether receives may carry `IORING_RECVSEND_POLL_FIRST`, decided
+    /// once per process from the kernel's release (never set where it is not known to work).
+    static ref RECV_POLL_FIRST: bool =
+        kernel_release().is_some_and(|release| release >= RECV_POLL_FIRST_SINCE);
+}
+
+/// PATCH(spoa): change 17: whether this kernel takes `IORING_RECVSEND_POLL_FIRST` on a receive
+/// (Linux 5.19 and later, read from `uname` once per process).
+pub(crate) fn recv_poll_first_supported() -> bool {
+    *RECV_POLL_FIRST
+}
 use buddy_alloc::buddy_alloc::{BuddyAlloc, BuddyAllocParam};
 use nix::sys::{
     socket::{MsgFlags, SockFlag},
@@ -82,7 +123,9 @@ enum UringOpDescriptor {
     TimeoutUpdate(u64, *const uring_sys::__kernel_timespec),
     SockSend(*const u8, usize, i32),
     SockSendMsg(*mut libc::msghdr, i32),
-    SockRecv(usize, i32),
+    /// PATCH(spoa): change 17: the third field asks for `IORING_RECVSEND_POLL_FIRST` (only
+    /// where [`recv_poll_first_supported`]).
+    SockRecv(usize, i32, bool),
     SockRecvMsg(usize, i32),
     Nop,
 }
@@ -404,7 +447,7 @@ fn fill_sqe<F>(
                 sqe.prep_sendmsg(op.fd, hdr, MsgFlags::from_bits_retain(flags | MSG_ZEROCOPY));
             }
 
-            UringOpDescriptor::SockRecv(len, flags) => {
+            UringOpDescriptor::SockRecv(len, flags, poll_first) => {
                 source_map.peek_source_mut(from_user_data(op.user_data), |mut src| {
                     match &mut src.source_type {
                         SourceType::SockRecv(slot) => {
@@ -419,6 +462,11 @@ fn fill_sqe<F>(
                                 &mut buf.as_bytes_mut()[..len],
                                 MsgFlags::from_bits_retain(flags),
                             );
+                            // PATCH(spoa): change 17 (the kernel reads `ioprio` as the
+                            // receive's own flags; `prep_recv` left it zero).
+                            if poll_first {
+                                sqe.raw_mut().ioprio = IORING_RECVSEND_POLL_FIRST;
+                            }
                         }
                         _ => unreachable!(),
                     };
@@ -1787,7 +1835,18 @@ impl Reactor {
     /// in part (the receive is then cancelled without a completion: `process_one_event`
     /// fails it with `EAGAIN`, or the send's error). The stream sends what is left with a
     /// plain send bounded by its write timeout, so a peer that stops reading is cut there.
-    pub(crate) fn send_then_recv(&self, tx: &Source, tx_len: usize, rx: &Source, rx_len: usize) {
+    ///
+    /// PATCH(spoa): change 17: `rx_poll_first` makes the receive arm its poll at once
+    /// (`IORING_RECVSEND_POLL_FIRST`), for a socket the last receive drained; ignored where
+    /// the kernel lacks it.
+    pub(crate) fn send_then_recv(
+        &self,
+        tx: &Source,
+        tx_len: usize,
+        rx: &Source,
+        rx_len: usize,
+        rx_poll_first: bool,
+    ) {
         let mut ring = self.main_ring.borrow_mut();
         let q = ring.submission_queue();
         let mut source_map = self.source_map.borrow_mut();
@@ -1818,7 +1877,11 @@ impl Reactor {
             user_data: to_user_data(tx_id),
         });
         queue.submissions.push_back(UringDescriptor {
-            args: UringOpDescriptor::SockRecv(rx_len, 0),
+            args: UringOpDescriptor::SockRecv(
+                rx_len,
+                0,
+                rx_poll_first && recv_poll_first_supported(),
+            ),
             fd: rx.raw(),
             flags: SubmissionFlags::empty(),
             user_data: to_user_data(rx_id),
@@ -1866,7 +1929,7 @@ impl Reactor {
     }
 
     pub(crate) fn recv(&self, source: &Source, len: usize, flags: MsgFlags) {
-        let op = UringOpDescriptor::SockRecv(len, flags.bits());
+        let op = UringOpDescriptor::SockRecv(len, flags.bits(), false);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
