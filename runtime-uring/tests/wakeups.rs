@@ -233,3 +233,68 @@ fn executors_asleep_are_woken_by_each_others_messages() {
     finish(ping, &outcome_rx);
     pong.join().unwrap();
 }
+
+/// Longer than a poll of the rings, shorter than the client's pause between requests in
+/// `a_task_woken_from_a_sleep_is_preempted_once_it_runs_past_the_preemption_timer`.
+const WOKEN_PREEMPT: Duration = Duration::from_millis(2);
+
+/// A task woken from a sleep is preempted on time. An executor sleeps without a preemption
+/// timer (a timer still pending from before fires once and is gone), so when a completion wakes
+/// it with a task to run, it must arm one before running the task. Each request here arrives
+/// after a pause longer than the preemption period, and its task then runs until
+/// `need_preempt` says so: without a timer armed at the wake-up, it would run on (the test
+/// gives up after `STALL`).
+#[test]
+fn a_task_woken_from_a_sleep_is_preempted_once_it_runs_past_the_preemption_timer() {
+    if !common::uring_available(1) {
+        return;
+    }
+    const ROUNDS: usize = 50;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (outcome_tx, outcome_rx) = std::sync::mpsc::channel();
+    let executor = LocalExecutorBuilder::default()
+        .preempt_timer(WOKEN_PREEMPT)
+        .name("woken-preempt")
+        .spawn(move || async move {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let mut stream = listener.accept().await.unwrap();
+            let mut byte = [0u8; 1];
+            let mut round = 0;
+            let outcome = loop {
+                if !matches!(stream.read(&mut byte).await, Ok(1)) {
+                    break Ok(());
+                }
+                let ran = Instant::now();
+                while !glommio::executor().need_preempt() && ran.elapsed() < STALL {}
+                if ran.elapsed() >= STALL {
+                    break Err(format!(
+                        "request {round}: its task ran {STALL:?} without being preempted"
+                    ));
+                }
+                stream.write_all(&byte).await.unwrap();
+                round += 1;
+            };
+            // An early end closes the connection, which ends the client's wait for a reply.
+            drop(stream);
+            outcome_tx.send(outcome).unwrap();
+        })
+        .unwrap();
+
+    let addr = addr_rx
+        .recv_timeout(STALL)
+        .expect("the executor never ran its first task");
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(STALL * 2)).unwrap();
+    for round in 0..ROUNDS {
+        // The executor goes to sleep, and its pending preemption timer fires meanwhile.
+        std::thread::sleep(WOKEN_PREEMPT * 3);
+        client.write_all(&[round as u8]).unwrap();
+        let mut byte = [0u8; 1];
+        if !matches!(client.read(&mut byte), Ok(1)) {
+            break;
+        }
+    }
+    drop(client);
+    finish(executor, &outcome_rx);
+}

@@ -58,9 +58,16 @@ impl SharedChannels {
     }
 
     fn process_shared_channels(&mut self) -> usize {
+        // PATCH(spoa): nothing to wake is seen without draining an empty vector or walking an
+        // empty map (this runs four times per wake-up of a sleeping executor).
         let mut woke = self.connection_wakers.len();
-        for waker in self.connection_wakers.drain(..) {
-            wake!(waker);
+        if woke > 0 {
+            for waker in self.connection_wakers.drain(..) {
+                wake!(waker);
+            }
+        }
+        if self.wakers_map.is_empty() {
+            return woke;
         }
 
         for (_, (pending, check)) in self.wakers_map.iter_mut() {
@@ -122,6 +129,11 @@ impl Timers {
     /// Return the duration until next event and the number of
     /// ready and woke timers.
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
+        // PATCH(spoa): no timer, no clock read (three per wake-up of a sleeping executor): with
+        // an empty tree nothing is ready and there is no next event, whatever the time.
+        if self.timers.is_empty() {
+            return (None, 0);
+        }
         let now = Instant::now();
 
         // PATCH(spoa): take the ready timers off the front of the tree one by one; splitting
@@ -911,6 +923,12 @@ impl Reactor {
 
     pub(crate) fn rush_dispatch(&self, source: &Source) -> io::Result<()> {
         self.sys.rush_dispatch(source, &mut 0)
+    }
+
+    /// PATCH(spoa): arms the preemption timer as a poll with one would, without polling (see
+    /// `sys::Reactor::install_preempt_timer`): for an executor just woken from a park.
+    pub(crate) fn install_preempt_timer(&self, preempt: Duration) -> io::Result<()> {
+        self.sys.install_preempt_timer(preempt)
     }
 
     /// Polls for I/O, but does not change any timer registration.

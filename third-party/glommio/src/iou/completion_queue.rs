@@ -29,6 +29,28 @@ impl<'ring> CompletionQueue<'ring> {
 
     /// Returns the next CQE if any are available.
     pub fn peek_for_cqe(&mut self) -> Option<CQE> {
+        // PATCH(spoa): an empty completion queue is seen here, without liburing's
+        // `io_uring_peek_cqe` (an out-of-line call into `_io_uring_get_cqe`, ~50 instructions,
+        // made several times per wake-up, most of them finding nothing). liburing answers
+        // "nothing" (`-EAGAIN`, no CQE) in exactly this case: the tail (read with acquire) equals
+        // the head and the kernel has not flagged completions that overflowed the ring, which
+        // only an `io_uring_enter` brings back, so those still go through liburing.
+        // SAFETY: `khead`, `ktail` and `kflags` point into the rings the kernel mapped for this
+        // ring, which live as long as the ring; the kernel writes the tail and the flags
+        // atomically, and only this thread moves the head.
+        unsafe {
+            let ring = self.ring.as_ref();
+            let tail = (*(ring.cq.ktail as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire);
+            if tail == *ring.cq.khead
+                && (*(ring.sq.kflags as *const std::sync::atomic::AtomicU32))
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    & uring_sys::IORING_SQ_CQ_OVERFLOW
+                    == 0
+            {
+                return None;
+            }
+        }
         unsafe {
             let mut cqe = MaybeUninit::uninit();
             uring_sys::io_uring_peek_cqe(self.ring.as_ptr(), cqe.as_mut_ptr());

@@ -772,6 +772,10 @@ pub(crate) trait UringCommon {
     /// Return `None` if no event is completed, `Some(true)` for a task is woken
     /// up and `Some(false)` for not.
     fn consume_one_event(&mut self) -> Option<bool>;
+    /// PATCH(spoa): whether a cancellation is queued (without cloning the queue's `Rc`).
+    fn cancellations_queued(&self) -> bool;
+    /// PATCH(spoa): whether an operation is queued for submission (likewise).
+    fn submissions_queued(&self) -> bool;
     fn name(&self) -> &'static str;
     fn io_stats_mut(&mut self) -> &mut RingIoStats;
     fn io_stats_for_task_queue_mut(&mut self, handle: TaskQueueHandle) -> &mut RingIoStats;
@@ -785,7 +789,10 @@ pub(crate) trait UringCommon {
         queue: &mut VecDeque<UringDescriptor>,
         mut dispatch: bool,
     ) -> io::Result<usize> {
-        loop {
+        // PATCH(spoa): an empty queue has nothing to prepare (`submit_one_event` would find no
+        // chain and answer `Some(false)` after borrowing the source map): straight to the
+        // dispatch decision.
+        while !queue.is_empty() {
             match self.submit_one_event(queue) {
                 None => {
                     dispatch = true;
@@ -812,6 +819,11 @@ pub(crate) trait UringCommon {
     }
 
     fn consume_submission_queue(&mut self) -> io::Result<usize> {
+        // PATCH(spoa): nothing queued and nothing prepared: nothing to submit (the same answer
+        // as below, without cloning and borrowing the queue; this runs eight times per wake-up).
+        if !self.submissions_queued() && !self.needs_kernel_enter() {
+            return Ok(0);
+        }
         let q = self.submission_queue();
         let mut queue = q.borrow_mut();
         self.consume_sqe_queue(&mut queue.submissions, true)
@@ -840,6 +852,14 @@ pub(crate) trait UringCommon {
     /// But before the cancellation is run fd 3 gets closed and another file
     /// is opened with the same fd.
     fn flush_cancellations(&mut self, woke: &mut usize) {
+        // PATCH(spoa): no cancellation queued, nothing to flush, and no reaping either: every
+        // caller either reaps the rings right after (`Reactor::wait`) or is about to return or
+        // sleep, and a completion left in the queue is reaped by the next poll, while a sleep
+        // with one waiting returns at once. This ran three times per `Reactor::wait`, twice
+        // more around a sleep, each time peeking at a completion queue.
+        if !self.cancellations_queued() {
+            return;
+        }
         let mut cnt = 0;
         loop {
             if self.consume_cancellation_queue().is_ok() {
@@ -908,11 +928,29 @@ impl PollRing {
     pub(crate) fn alloc_dma_buffer(&mut self, size: usize) -> DmaBuffer {
         self.allocator.new_buffer(size).unwrap()
     }
+
+    /// PATCH(spoa): nothing queued, nothing prepared, nothing in flight (so no completion to
+    /// come: `in_kernel` counts every submitted SQE until its completion is reaped). Only
+    /// direct file I/O on a pollable device uses this ring; a socket server never does, and
+    /// each pass over it (reap, flush cancellations, flush submissions) did nothing.
+    fn idle(&self) -> bool {
+        self.in_kernel == 0
+            && self.submission_queue.borrow().is_empty()
+            && self.waiting_kernel_submission() == 0
+    }
 }
 
 impl UringCommon for PollRing {
     fn name(&self) -> &'static str {
         "poll"
+    }
+
+    fn cancellations_queued(&self) -> bool {
+        !self.submission_queue.borrow().cancellations.is_empty()
+    }
+
+    fn submissions_queued(&self) -> bool {
+        !self.submission_queue.borrow().submissions.is_empty()
     }
 
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
@@ -961,9 +999,11 @@ impl UringCommon for PollRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
+        // PATCH(spoa): peek first; the source map is only needed for a completion.
+        let cqe = Some(self.ring.peek_for_cqe()?);
         let source_map = self.source_map.clone();
         process_one_event(
-            self.ring.peek_for_cqe(),
+            cqe,
             |_| None,
             |mut src, res| {
                 record_stats(self, &mut src, &res);
@@ -1338,6 +1378,14 @@ impl UringCommon for SleepableRing {
         self.name
     }
 
+    fn cancellations_queued(&self) -> bool {
+        !self.submission_queue.borrow().cancellations.is_empty()
+    }
+
+    fn submissions_queued(&self) -> bool {
+        !self.submission_queue.borrow().submissions.is_empty()
+    }
+
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
         &mut self.stats
     }
@@ -1391,13 +1439,15 @@ impl UringCommon for SleepableRing {
     }
 
     fn consume_one_event(&mut self) -> Option<bool> {
-        let source_map = self.source_map.clone();
         // PATCH(spoa): an empty completion queue is only trusted once no task work is pending
         // (see `run_task_work`).
         let cqe = match self.ring.peek_for_cqe() {
             None if self.run_task_work() => self.ring.peek_for_cqe(),
             cqe => cqe,
         };
+        // PATCH(spoa): nothing completed: done, without touching the source map.
+        let cqe = Some(cqe?);
+        let source_map = self.source_map.clone();
         process_one_event(
             cqe,
             |source| match source.source_type {
@@ -2130,7 +2180,12 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        self.poll_ring.borrow_mut().poll(woke)?;
+        // PATCH(spoa): an idle poll ring has nothing to submit or reap (see `PollRing::idle`).
+        let mut poll_ring = self.poll_ring.borrow_mut();
+        if !poll_ring.idle() {
+            poll_ring.poll(woke)?;
+        }
+        drop(poll_ring);
         self.main_ring.borrow_mut().poll(woke)?;
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
@@ -2204,15 +2259,20 @@ impl Reactor {
         let mut main_ring = self.main_ring.borrow_mut();
         let mut lat_ring = self.latency_ring.borrow_mut();
 
+        // PATCH(spoa): the poll ring is left alone when idle (see `PollRing::idle`); nothing
+        // queues work on it while this function runs, so it stays idle throughout.
+        let poll_idle = poll_ring.idle();
+
         // consume all events from the rings
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring);
+        if !poll_idle {
+            consume_rings!(into &mut woke; poll_ring);
+        }
+        consume_rings!(into &mut woke; main_ring);
 
         // PATCH(spoa): a latency timer still pending is kept (see the end of this function);
         // one that fired is done with (dropping it cancels nothing).
-        let (mut lat_timer, mut lat_spare) = match self.latency_preemption_timeout_src.take() {
-            Some((src, _)) if src.take_result().is_some() => (None, Some(src)),
-            pending => (pending, self.latency_timer_spare.take()),
-        };
+        let (mut lat_timer, mut lat_spare) = self.take_latency_timer();
 
         // PATCH(spoa): no throughput-based timeout (a timeout counting `ring_depth` completions
         // of the main ring, linked to an eventfd write that makes the latency ring fire), which
@@ -2224,10 +2284,17 @@ impl Reactor {
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
-        flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
+        flush_cancellations!(into &mut woke; lat_ring);
+        if !poll_idle {
+            flush_cancellations!(into &mut woke; poll_ring);
+        }
+        flush_cancellations!(into &mut woke; main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring, poll_ring)?;
+        flush_rings!(lat_ring)?;
+        if !poll_idle {
+            flush_rings!(poll_ring)?;
+        }
         // PATCH(spoa): the main ring's SQEs are only prepared here: the sleep below submits
         // them in its io_uring_enter, or the flush at the end when we do not sleep.
         main_ring
@@ -2236,12 +2303,16 @@ impl Reactor {
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
-        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        consume_rings!(into &mut woke; lat_ring);
+        if !poll_idle {
+            consume_rings!(into &mut woke; poll_ring);
+        }
+        consume_rings!(into &mut woke; main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
-            && poll_ring.can_sleep()
+            && (poll_idle || poll_ring.can_sleep())
             && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
@@ -2286,9 +2357,21 @@ impl Reactor {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
-                    flush_rings!(lat_ring, poll_ring, main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    if !poll_idle {
+                        flush_cancellations!(into &mut 0; poll_ring);
+                    }
+                    flush_cancellations!(into &mut 0; main_ring);
+                    flush_rings!(lat_ring)?;
+                    if !poll_idle {
+                        flush_rings!(poll_ring)?;
+                    }
+                    flush_rings!(main_ring)?;
+                    consume_rings!(into &mut 0; lat_ring);
+                    if !poll_idle {
+                        consume_rings!(into &mut 0; poll_ring);
+                    }
+                    consume_rings!(into &mut 0; main_ring);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
@@ -2296,26 +2379,14 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            // PATCH(spoa): keep a pending timer that fires no later than a new one would; arm a
-            // new one otherwise (an SQE, and an io_uring_enter of the latency ring, at every
-            // call before).
-            let deadline = Instant::now() + preempt;
-            let keep = matches!(&lat_timer, Some((_, at)) if *at <= deadline);
-            if !keep {
-                lat_timer = Some(match lat_timer.take() {
-                    // PATCH(spoa): a later pending one is moved earlier, in place.
-                    Some((src, _)) => {
-                        lat_ring.update_latency_preemption_timer(&src, preempt);
-                        (src, deadline)
-                    }
-                    None => (
-                        lat_ring.prepare_latency_preemption_timer(preempt, lat_spare.take()),
-                        deadline,
-                    ),
-                });
-                flush_cancellations!(into &mut woke; lat_ring);
-            }
-            flush_rings!(lat_ring, main_ring)?;
+            Self::arm_latency_timer(
+                &mut lat_ring,
+                &mut main_ring,
+                &mut lat_timer,
+                &mut lat_spare,
+                preempt,
+                &mut woke,
+            )?;
         } else {
             // PATCH(spoa): what the main ring prepared and no sleep submitted.
             flush_rings!(main_ring)?;
@@ -2335,6 +2406,75 @@ impl Reactor {
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
         self.blocking_thread.flush()
+    }
+
+    /// PATCH(spoa): the latency timer as `wait` finds it: still pending (with the instant it
+    /// fires) and the spare source, or, when it fired (its completion was reaped), none
+    /// pending and the fired source as the spare.
+    fn take_latency_timer(&self) -> (Option<(Source, Instant)>, Option<Source>) {
+        match self.latency_preemption_timeout_src.take() {
+            Some((src, _)) if src.take_result().is_some() => (None, Some(src)),
+            pending => (pending, self.latency_timer_spare.take()),
+        }
+    }
+
+    /// PATCH(spoa): the end of `wait` when a preemption timer is wanted, shared with
+    /// `install_preempt_timer`. Keeps a pending timer that fires no later than a new one would;
+    /// arms a new one otherwise (an SQE, and an io_uring_enter of the latency ring, at every
+    /// call before); then submits what the latency and main rings have queued.
+    fn arm_latency_timer(
+        lat_ring: &mut SleepableRing,
+        main_ring: &mut SleepableRing,
+        lat_timer: &mut Option<(Source, Instant)>,
+        lat_spare: &mut Option<Source>,
+        preempt: Duration,
+        woke: &mut usize,
+    ) -> io::Result<()> {
+        let deadline = Instant::now() + preempt;
+        let keep = matches!(&lat_timer, Some((_, at)) if *at <= deadline);
+        if !keep {
+            *lat_timer = Some(match lat_timer.take() {
+                // PATCH(spoa): a later pending one is moved earlier, in place.
+                Some((src, _)) => {
+                    lat_ring.update_latency_preemption_timer(&src, preempt);
+                    (src, deadline)
+                }
+                None => (
+                    lat_ring.prepare_latency_preemption_timer(preempt, lat_spare.take()),
+                    deadline,
+                ),
+            });
+            flush_cancellations!(into woke; lat_ring);
+        }
+        flush_rings!(lat_ring, main_ring)?;
+        Ok(())
+    }
+
+    /// PATCH(spoa): what `wait` with a preemption timer does once the rings are reaped, for an
+    /// executor that has just woken from `wait` without one (a park) with tasks to run: the
+    /// park reaped every ring, processed timers and shared channels after its sleep and
+    /// submitted what was queued, and no task has run since, so a full `wait` again (three
+    /// rings reaped twice, cancellations and submissions flushed, timers and channels
+    /// processed twice) would find nothing new but a completion that raced in since, which the
+    /// next poll finds. Only the latency ring is reaped first, so a timer that fired is known
+    /// as such.
+    pub(crate) fn install_preempt_timer(&self, preempt: Duration) -> io::Result<()> {
+        let mut main_ring = self.main_ring.borrow_mut();
+        let mut lat_ring = self.latency_ring.borrow_mut();
+        let mut woke = 0;
+        lat_ring.consume_completion_queue(&mut woke);
+        let (mut lat_timer, mut lat_spare) = self.take_latency_timer();
+        let armed = Self::arm_latency_timer(
+            &mut lat_ring,
+            &mut main_ring,
+            &mut lat_timer,
+            &mut lat_spare,
+            preempt,
+            &mut woke,
+        );
+        self.latency_preemption_timeout_src.set(lat_timer);
+        self.latency_timer_spare.set(lat_spare);
+        armed
     }
 
     /// PATCH(spoa): the main ring's completion queue head and tail (see `need_preempt`).
