@@ -127,7 +127,8 @@ pub trait Key: Copy + Ord + Debug + Default + Pod {
     fn last(self, len: u8) -> Self;
     /// `self` with its low `shift` bits cleared.
     fn align(self, shift: u32) -> Self;
-    /// The low `shift` bits of `self`: its offset in its bucket of 2^shift keys.
+    /// The low `shift` bits of `self`: its offset in its bucket of 2^shift keys, for `shift`
+    /// below the key's bits (a node's buckets are smaller than the key space).
     fn low(self, shift: u32) -> u128;
     /// `u32` words a key takes in the index.
     const WORDS: usize;
@@ -210,7 +211,8 @@ macro_rules! key {
             }
             #[inline(always)]
             fn low(self, shift: u32) -> u128 {
-                u128::from(self & !<$t>::MAX.checked_shl(shift).unwrap_or(0))
+                debug_assert!(shift < <$t>::BITS);
+                u128::from(self & (1 as $t).wrapping_shl(shift).wrapping_sub(1))
             }
         }
     };
@@ -287,6 +289,12 @@ const SHIFT: usize = 0;
 const BELOW: usize = 1;
 const ABOVE: usize = 2;
 const LO: usize = 3;
+
+/// The header of the node at `at` in `index`: one bounds check for all its fields.
+#[inline(always)]
+fn header<K: Key>(index: &[u32], at: usize) -> &[u32] {
+    &index[at..at + slots_at::<K>()]
+}
 
 /// Where a node's slots start: after its header, on a whole [`Key::CELL`] (a 4-word slot never
 /// spans two cache lines).
@@ -399,13 +407,7 @@ impl Block {
                 let at = u32::try_from(at).unwrap_or(u32::MAX);
                 block[head..head + len].iter().filter(|&&s| s <= at).count()
             }
-            2 => {
-                let at = u64::try_from(at).unwrap_or(u64::MAX);
-                block[head..head + 2 * len]
-                    .chunks_exact(2)
-                    .filter(|s| (u64::from(s[0]) << 32 | u64::from(s[1])) <= at)
-                    .count()
-            }
+            2 => Block::count::<2>(&block[head..head + 2 * len], at),
             3 => Block::count::<3>(&block[head..head + 3 * len], at),
             _ => Block::count::<4>(&block[head..head + 4 * len], at),
         };
@@ -413,13 +415,17 @@ impl Block {
         scores[2 + after]
     }
 
-    /// [`Block::find`]'s count for `starts` of `W` words each.
+    /// [`Block::find`]'s count for `starts` of `W` words each. A plain loop, not an
+    /// iterator's `filter().count()`, which the compiler left as a call with its state on the
+    /// stack (about 30 instructions more per lookup that reads a block of 3-word starts).
     #[inline(always)]
     fn count<const W: usize>(starts: &[u32], at: u128) -> usize {
-        starts
-            .chunks_exact(W)
-            .filter(|s| s.iter().fold(0u128, |s, &w| s << 32 | u128::from(w)) <= at)
-            .count()
+        let mut after = 0;
+        for s in starts.chunks_exact(W) {
+            let start = s.iter().fold(0u128, |s, &w| s << 32 | u128::from(w));
+            after += usize::from(start <= at);
+        }
+        after
     }
 }
 
@@ -436,14 +442,49 @@ pub struct Ranges<K: Key> {
     blocks: Pages<u32>,
     /// [`Block`]s in `blocks`.
     leaves: usize,
-    /// The score of every key when there is one range.
-    whole: u8,
+    /// The root node's header, copied out of the index.
+    root: Root<K>,
     /// Ranges (including those with no score).
     ranges: usize,
     /// Nodes in the index.
     nodes: usize,
     /// Distinct networks the ranges were built from.
     networks: usize,
+}
+
+/// The root node's header, kept beside the arrays: a lookup compares the key with it and
+/// finds the root's cell from the key without reading the index first (one read and its
+/// bounds checks less per lookup). With one range (no index) `lo` and `hi` are 0: every key is
+/// at or above `hi` and takes `above`, that range's score.
+#[derive(Clone, Copy, Debug)]
+struct Root<K> {
+    lo: K,
+    hi: K,
+    shift: u32,
+    below: u8,
+    above: u8,
+}
+
+impl<K: Key> Root<K> {
+    /// The header of the node at the start of `index`, or of no node.
+    fn of(index: &[u32], whole: u8) -> Self {
+        match index.get(..slots_at::<K>()) {
+            Some(node) => Root {
+                lo: K::read(&node[LO..]),
+                hi: K::read(&node[LO + K::WORDS..]),
+                shift: node[SHIFT],
+                below: node[BELOW] as u8,
+                above: node[ABOVE] as u8,
+            },
+            None => Root {
+                lo: K::default(),
+                hi: K::default(),
+                shift: 0,
+                below: whole,
+                above: whole,
+            },
+        }
+    }
 }
 
 /// A network as its first key and length, with its score.
@@ -685,13 +726,14 @@ impl<K: Key> Ranges<K> {
             drop((starts, scores));
             (Pages::default(), Pages::default())
         };
+        let root = Root::of(&tree.index, whole);
         let r = Ranges {
             blocks: tree.blocks.seal(),
             leaves: tree.leaves,
             index: Pages::with_threshold(tree.index, huge_min),
             starts,
             scores,
-            whole,
+            root,
             ranges: n,
             nodes: tree.nodes,
             networks,
@@ -877,49 +919,59 @@ impl<K: Key> Ranges<K> {
     /// The score of the range holding `key` ([`NONE`]: no network).
     #[inline]
     pub fn lookup(&self, key: K) -> u8 {
-        let index = self.index.as_slice();
-        if index.is_empty() {
-            return self.whole;
+        let root = &self.root;
+        if key < root.lo {
+            return root.below;
         }
-        let mut at = 0;
-        // A direct child's cell, found from the key's bits before the child's header is read
-        // (see [`DIRECT`]): its address does not wait for the header's load.
-        let mut ahead = None;
+        if key >= root.hi {
+            return root.above;
+        }
+        let cell = slots_at::<K>() + key.minus(root.lo).bucket(root.shift) * K::CELL;
+        self.descend(key, cell, root.shift)
+    }
+
+    /// The score of `key` from the bucket cell at `cell` in [`Ranges::index`] down, the cell's
+    /// node having buckets of 2^`shift` keys from a multiple of that (so the key's low
+    /// `shift` bits are its offset in the bucket).
+    #[inline(always)]
+    fn descend(&self, key: K, mut cell: usize, mut shift: u32) -> u8 {
+        let index = self.index.as_slice();
         loop {
-            let node = &index[at..];
-            let lo = K::read(&node[LO..]);
-            if key < lo {
-                return node[BELOW] as u8;
-            }
-            if key >= K::read(&node[LO + K::WORDS..]) {
-                return node[ABOVE] as u8;
-            }
-            let shift = node[SHIFT];
-            // Inside the node, a direct child's bucket from the key's low bits is the one its
-            // header gives (its `lo` is aligned on the buckets' whole span).
-            let cell =
-                ahead.unwrap_or_else(|| slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL);
-            let slot = node[cell];
+            let slot = index[cell];
             if slot & CHILD != 0 {
                 let direct = slot & DIRECT != 0;
                 let second = if K::CELL == 4 && direct {
-                    node[cell + 1]
+                    index[cell + 1]
                 } else {
                     0
                 };
-                at = child_at::<K>(slot, second);
-                ahead = direct.then(|| {
-                    let (shift, bits) =
-                        ((slot >> DIRECT_SHIFT) & 0x7f, (slot >> DIRECT_BITS) & 0xf);
-                    slots_at::<K>() + (key.bucket(shift) & ((1 << bits) - 1)) * K::CELL
-                });
+                let at = child_at::<K>(slot, second);
+                // A direct child's bucket comes from the key's bits and its size from the
+                // slot (see [`DIRECT`]): its cell's address does not wait for the header.
+                if direct {
+                    let bits = (slot >> DIRECT_BITS) & 0xf;
+                    shift = (slot >> DIRECT_SHIFT) & 0x7f;
+                    cell = at + slots_at::<K>() + (key.bucket(shift) & ((1 << bits) - 1)) * K::CELL;
+                }
+                let node = header::<K>(index, at);
+                let lo = K::read(&node[LO..]);
+                if key < lo {
+                    return node[BELOW] as u8;
+                }
+                if key >= K::read(&node[LO + K::WORDS..]) {
+                    return node[ABOVE] as u8;
+                }
+                if !direct {
+                    shift = node[SHIFT];
+                    cell = at + slots_at::<K>() + key.minus(lo).bucket(shift) * K::CELL;
+                }
                 continue;
             }
             if slot & SCORE != 0 {
                 return slot as u8;
             }
             if K::CELL == 4 && slot & NET != 0 {
-                let net = &node[cell..cell + 4];
+                let net = &index[cell..cell + 4];
                 let start =
                     u128::from(net[1]) | u128::from(net[2]) << 32 | u128::from(net[3]) << 64;
                 let at = key.low(shift) >> ((slot >> NET_SIZE) & 0x7f);
