@@ -8,8 +8,8 @@
 //! which process and which CPUs.
 //!
 //! What counts: every thread of every process named `haproxy` ([`is_haproxy`]) in this PID
-//! namespace (a HAProxy in another container is not seen), by the CPUs its affinity allows (`Cpus_allowed_list`;
-//! `cpu-map` sets it per thread). A master process (one with a `haproxy` child, `-W` / `-Ws`)
+//! namespace (a HAProxy in another container is not seen), by the CPUs its affinity allows
+//! (`Cpus_allowed_list`; `cpu-map` sets it per thread). A master process (one with a `haproxy` child, `-W` / `-Ws`)
 //! only supervises: its workers are what runs, so it is left out.
 
 use std::collections::BTreeSet;
@@ -31,20 +31,25 @@ pub fn haproxy_on(cpus: &[usize]) -> Option<Sharing> {
 
 /// [`haproxy_on`] over a `/proc`-like tree (tests build one).
 fn haproxy_on_in(proc: &Path, cpus: &[usize]) -> Option<Sharing> {
-    let processes: Vec<(u32, u32)> = fs::read_dir(proc)
+    // (pid, parent) of every HAProxy process, by pid.
+    let mut processes: Vec<(u32, u32)> = fs::read_dir(proc)
         .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| is_haproxy(&proc.join(pid.to_string())))
-        .filter_map(|pid| Some((pid, parent(&proc.join(pid.to_string()))?)))
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let dir = entry.path();
+            if !is_haproxy(&dir) {
+                return None;
+            }
+            Some((pid, parent(&dir)?))
+        })
         .collect();
+    processes.sort_unstable();
     let masters: BTreeSet<u32> = processes.iter().map(|&(_, parent)| parent).collect();
-    let mut workers: Vec<u32> = processes
-        .iter()
-        .map(|&(pid, _)| pid)
-        .filter(|pid| !masters.contains(pid))
-        .collect();
-    workers.sort_unstable();
-    workers.into_iter().find_map(|pid| {
+    processes.iter().find_map(|&(pid, _)| {
+        if masters.contains(&pid) {
+            return None;
+        }
         let allowed = threads_cpus(&proc.join(pid.to_string()));
         let shared: Vec<usize> = cpus
             .iter()
@@ -55,30 +60,20 @@ fn haproxy_on_in(proc: &Path, cpus: &[usize]) -> Option<Sharing> {
     })
 }
 
-/// Named `haproxy` by its command (`comm`), by the program it was started as (`argv[0]`, which
-/// wrappers may set), or run by the dynamic loader (`ld-linux-x86-64.so.2 [options]
-/// /path/haproxy`, as a HAProxy built for another distribution's libraries is).
+/// Named `haproxy` by its command (`comm`, from the program's file name), or a dynamic loader
+/// (`comm` `ld-…`) running a program named `haproxy` (`ld-linux-x86-64.so.2 [options]
+/// /path/haproxy …`, as a HAProxy built for another distribution's libraries runs). Only a
+/// loader's command line is read.
 fn is_haproxy(process: &Path) -> bool {
     let named = |name: &[u8]| name.rsplit(|&b| b == b'/').next() == Some(&b"haproxy"[..]);
-    if fs::read(process.join("comm")).is_ok_and(|comm| named(comm.trim_ascii_end())) {
-        return true;
-    }
-    let Ok(cmdline) = fs::read(process.join("cmdline")) else {
+    let Ok(comm) = fs::read(process.join("comm")) else {
         return false;
     };
-    let mut args = cmdline.split(|&b| b == 0);
-    match args.next() {
-        Some(argv0) if named(argv0) => true,
-        Some(argv0)
-            if argv0
-                .rsplit(|&b| b == b'/')
-                .next()
-                .is_some_and(|n| n.starts_with(b"ld-")) =>
-        {
-            args.any(named)
-        }
-        _ => false,
-    }
+    let comm = comm.trim_ascii_end();
+    named(comm)
+        || (comm.starts_with(b"ld-")
+            && fs::read(process.join("cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).skip(1).any(named)))
 }
 
 /// The parent's pid, from `stat`: the field after the command, which is in parentheses and may
@@ -196,18 +191,6 @@ mod tests {
             .process(41, "haproxy", 40, &["0-3"]);
         assert_eq!(proc.haproxy_on(&[4, 5]), None);
         assert_eq!(proc.haproxy_on(&[3]).map(|s| s.pid), Some(41));
-    }
-
-    #[test]
-    fn a_haproxy_started_through_a_loader_is_known_by_its_argv0() {
-        let proc = FakeProc::new();
-        proc.process(40, "ld-linux-x86-64", 1, &["0-1"]);
-        fs::write(
-            proc.0.join("40/cmdline"),
-            b"/opt/haproxy-3.2/haproxy\0-f\0/etc/haproxy/haproxy.cfg\0",
-        )
-        .unwrap();
-        assert_eq!(proc.haproxy_on(&[1]).map(|s| s.pid), Some(40));
     }
 
     #[test]

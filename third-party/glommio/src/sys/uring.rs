@@ -123,8 +123,8 @@ enum UringOpDescriptor {
     TimeoutUpdate(u64, *const uring_sys::__kernel_timespec),
     SockSend(*const u8, usize, i32),
     SockSendMsg(*mut libc::msghdr, i32),
-    /// PATCH(spoa): change 17: the third field asks for `IORING_RECVSEND_POLL_FIRST` (only
-    /// where [`recv_poll_first_supported`]).
+    /// PATCH(spoa): change 17: the third field asks for `IORING_RECVSEND_POLL_FIRST` (set only
+    /// where [`recv_poll_first_supported`]: see `Reactor::send_then_recv`).
     SockRecv(usize, i32, bool),
     SockRecvMsg(usize, i32),
     Nop,
@@ -772,6 +772,14 @@ pub(crate) trait UringCommon {
     /// Return `None` if no event is completed, `Some(true)` for a task is woken
     /// up and `Some(false)` for not.
     fn consume_one_event(&mut self) -> Option<bool>;
+    /// PATCH(spoa): nothing queued, nothing prepared, nothing in flight: every pass over the
+    /// ring (reap, flush cancellations, flush submissions) would do nothing, so the reactor's
+    /// passes (`consume_rings!`, `flush_cancellations!`, `flush_rings!`, `poll`) skip it. Only
+    /// the poll ring says so (see `PollRing`'s); the sleepable rings always have a receive or
+    /// a timer in flight while the executor serves, and pay no check.
+    fn idle(&self) -> bool {
+        false
+    }
     /// PATCH(spoa): whether a cancellation is queued (without cloning the queue's `Rc`).
     fn cancellations_queued(&self) -> bool;
     /// PATCH(spoa): whether an operation is queued for submission (likewise).
@@ -878,6 +886,10 @@ pub(crate) trait UringCommon {
     }
 
     fn poll(&mut self, woke: &mut usize) -> io::Result<()> {
+        // PATCH(spoa): see `idle`.
+        if self.idle() {
+            return Ok(());
+        }
         self.consume_cancellation_queue()
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
@@ -928,21 +940,19 @@ impl PollRing {
     pub(crate) fn alloc_dma_buffer(&mut self, size: usize) -> DmaBuffer {
         self.allocator.new_buffer(size).unwrap()
     }
-
-    /// PATCH(spoa): nothing queued, nothing prepared, nothing in flight (so no completion to
-    /// come: `in_kernel` counts every submitted SQE until its completion is reaped). Only
-    /// direct file I/O on a pollable device uses this ring; a socket server never does, and
-    /// each pass over it (reap, flush cancellations, flush submissions) did nothing.
-    fn idle(&self) -> bool {
-        self.in_kernel == 0
-            && self.submission_queue.borrow().is_empty()
-            && self.waiting_kernel_submission() == 0
-    }
 }
 
 impl UringCommon for PollRing {
     fn name(&self) -> &'static str {
         "poll"
+    }
+
+    /// PATCH(spoa): what `can_sleep` says here: nothing queued, nothing prepared and nothing in
+    /// flight (`in_kernel` counts every submitted SQE until its completion is reaped, so none
+    /// is to come). Only direct file I/O on a pollable device uses this ring; a socket server
+    /// never does.
+    fn idle(&self) -> bool {
+        self.can_sleep()
     }
 
     fn cancellations_queued(&self) -> bool {
@@ -1541,7 +1551,10 @@ macro_rules! consume_rings {
     (into $woke:expr; $( $ring:expr ),+ ) => {{
         let mut consumed = 0;
         $(
-            consumed += $ring.consume_completion_queue($woke);
+            // PATCH(spoa): an idle ring is skipped (`UringCommon::idle`).
+            if !$ring.idle() {
+                consumed += $ring.consume_completion_queue($woke);
+            }
         )*
         consumed
     }}
@@ -1549,7 +1562,9 @@ macro_rules! consume_rings {
 macro_rules! flush_cancellations {
     (into $output:expr; $( $ring:expr ),+ ) => {{
         $(
-            $ring.flush_cancellations($output);
+            if !$ring.idle() {
+                $ring.flush_cancellations($output);
+            }
         )*
     }}
 }
@@ -1558,10 +1573,12 @@ macro_rules! flush_rings {
     ($( $ring:expr ),+ ) => {{
         let mut ret = 0;
         $(
-            ret += $ring.consume_submission_queue()
-                .or_else(Reactor::busy_ok)
-                .or_else(Reactor::again_ok)
-                .or_else(Reactor::intr_ok)?;
+            if !$ring.idle() {
+                ret += $ring.consume_submission_queue()
+                    .or_else(Reactor::busy_ok)
+                    .or_else(Reactor::again_ok)
+                    .or_else(Reactor::intr_ok)?;
+            }
         )*
         io::Result::Ok(ret)
     }}
@@ -1837,8 +1854,8 @@ impl Reactor {
     /// plain send bounded by its write timeout, so a peer that stops reading is cut there.
     ///
     /// PATCH(spoa): change 17: `rx_poll_first` makes the receive arm its poll at once
-    /// (`IORING_RECVSEND_POLL_FIRST`), for a socket the last receive drained; ignored where
-    /// the kernel lacks it.
+    /// (`IORING_RECVSEND_POLL_FIRST`), for a socket the last receive drained; the stream asks
+    /// only where the kernel takes it (`NonBufferedStream::set_receive_poll_first`).
     pub(crate) fn send_then_recv(
         &self,
         tx: &Source,
@@ -1877,11 +1894,7 @@ impl Reactor {
             user_data: to_user_data(tx_id),
         });
         queue.submissions.push_back(UringDescriptor {
-            args: UringOpDescriptor::SockRecv(
-                rx_len,
-                0,
-                rx_poll_first && recv_poll_first_supported(),
-            ),
+            args: UringOpDescriptor::SockRecv(rx_len, 0, rx_poll_first),
             fd: rx.raw(),
             flags: SubmissionFlags::empty(),
             user_data: to_user_data(rx_id),
@@ -2180,12 +2193,7 @@ impl Reactor {
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
-        // PATCH(spoa): an idle poll ring has nothing to submit or reap (see `PollRing::idle`).
-        let mut poll_ring = self.poll_ring.borrow_mut();
-        if !poll_ring.idle() {
-            poll_ring.poll(woke)?;
-        }
-        drop(poll_ring);
+        self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
         self.latency_ring.borrow_mut().poll(woke)?;
         *woke += self.flush_syscall_thread();
@@ -2259,16 +2267,8 @@ impl Reactor {
         let mut main_ring = self.main_ring.borrow_mut();
         let mut lat_ring = self.latency_ring.borrow_mut();
 
-        // PATCH(spoa): the poll ring is left alone when idle (see `PollRing::idle`); nothing
-        // queues work on it while this function runs, so it stays idle throughout.
-        let poll_idle = poll_ring.idle();
-
         // consume all events from the rings
-        consume_rings!(into &mut woke; lat_ring);
-        if !poll_idle {
-            consume_rings!(into &mut woke; poll_ring);
-        }
-        consume_rings!(into &mut woke; main_ring);
+        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // PATCH(spoa): a latency timer still pending is kept (see the end of this function);
         // one that fired is done with (dropping it cancels nothing).
@@ -2284,17 +2284,10 @@ impl Reactor {
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
-        flush_cancellations!(into &mut woke; lat_ring);
-        if !poll_idle {
-            flush_cancellations!(into &mut woke; poll_ring);
-        }
-        flush_cancellations!(into &mut woke; main_ring);
+        flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         // ... which happens right here. If you ever reorder this code just
         // be careful about this dependency.
-        flush_rings!(lat_ring)?;
-        if !poll_idle {
-            flush_rings!(poll_ring)?;
-        }
+        flush_rings!(lat_ring, poll_ring)?;
         // PATCH(spoa): the main ring's SQEs are only prepared here: the sleep below submits
         // them in its io_uring_enter, or the flush at the end when we do not sleep.
         main_ring
@@ -2303,16 +2296,12 @@ impl Reactor {
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)?;
         // pick up the results of any cancellations
-        consume_rings!(into &mut woke; lat_ring);
-        if !poll_idle {
-            consume_rings!(into &mut woke; poll_ring);
-        }
-        consume_rings!(into &mut woke; main_ring);
+        consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
             && (woke == 0)
-            && (poll_idle || poll_ring.can_sleep())
+            && poll_ring.can_sleep()
             && main_ring.can_sleep_submitting()
             && lat_ring.can_sleep();
 
@@ -2357,21 +2346,9 @@ impl Reactor {
                     self.link_rings_and_sleep(&mut main_ring)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
-                    flush_cancellations!(into &mut 0; lat_ring);
-                    if !poll_idle {
-                        flush_cancellations!(into &mut 0; poll_ring);
-                    }
-                    flush_cancellations!(into &mut 0; main_ring);
-                    flush_rings!(lat_ring)?;
-                    if !poll_idle {
-                        flush_rings!(poll_ring)?;
-                    }
-                    flush_rings!(main_ring)?;
-                    consume_rings!(into &mut 0; lat_ring);
-                    if !poll_idle {
-                        consume_rings!(into &mut 0; poll_ring);
-                    }
-                    consume_rings!(into &mut 0; main_ring);
+                    flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
+                    flush_rings!(lat_ring, poll_ring, main_ring)?;
+                    consume_rings!(into &mut 0; lat_ring, poll_ring, main_ring);
                 }
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
