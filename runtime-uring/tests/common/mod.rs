@@ -18,10 +18,14 @@ pub use spop_testkit::{
     server::loopback as config,
 };
 
-/// Whether io_uring works here; tests that need it return early (with a note) when not.
+/// Whether io_uring works here; tests that need it return early (with a note) when not. Under
+/// CI (`CI=true`) the runtime must run: a green run must have tested it.
 pub fn uring_available(workers: usize) -> bool {
     match runtime_uring::probe(workers) {
         Ok(()) => true,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but the uring runtime cannot run here: {why}")
+        }
         Err(why) => {
             eprintln!("NOTE: skipped, the uring runtime cannot run here: {why}");
             false
