@@ -39,7 +39,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use spop_core::{Capabilities, Handshake};
@@ -337,6 +338,11 @@ impl HandOver {
         self.ended.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Where connections are handed.
+    pub fn store(&self) -> &FdStore {
+        &self.store
+    }
+
     /// How many connections were handed over so far.
     pub fn handed(&self) -> usize {
         self.handed.load(Ordering::Relaxed)
@@ -359,6 +365,66 @@ impl HandOver {
              (AGENT-DISCONNECT or closed by HAProxy), {cut} cut at the shutdown timeout",
             self.ended.load(Ordering::Relaxed)
         );
+    }
+}
+
+/// A server's hand-over at the stop, as its connections see it: set once when the server starts
+/// running (from [`ServerState::start`](crate::ServerState::start)), and a phase that the stop
+/// closes when the connections still open are drained as without a hand-over.
+#[derive(Debug, Default)]
+pub struct HandOverAtStop {
+    hand_over: OnceLock<HandOver>,
+    /// Connections at a frame boundary may still hand themselves over. A runtime that shuts the
+    /// remaining connections down from another thread closes it first, under the same lock
+    /// that a connection holds while it hands itself over.
+    open: AtomicBool,
+}
+
+impl HandOverAtStop {
+    /// No hand-over: the stop ends every connection with AGENT-DISCONNECT.
+    pub fn new() -> HandOverAtStop {
+        HandOverAtStop::default()
+    }
+
+    /// The server starts running with `hand_over` (if any), its phase open. Only the first
+    /// call counts: the connections already running keep the hand-over they read.
+    pub(crate) fn begin(&self, hand_over: Option<HandOver>) {
+        if let Some(hand_over) = hand_over {
+            if self.hand_over.set(hand_over).is_ok() {
+                self.open.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Where connections go at the stop, if they are handed over.
+    pub fn get(&self) -> Option<&HandOver> {
+        self.hand_over.get()
+    }
+
+    /// The hand-over, while its phase is open.
+    pub fn handing_over(&self) -> Option<&HandOver> {
+        self.hand_over
+            .get()
+            .filter(|_| self.open.load(Ordering::SeqCst))
+    }
+
+    /// Ends the phase: the connections still open are drained as without a hand-over.
+    pub fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+    }
+
+    /// A connection open at the stop ended without being handed over ([`HandOver::ended`]).
+    pub fn ended(&self) {
+        if let Some(hand_over) = self.get() {
+            hand_over.ended();
+        }
+    }
+
+    /// At the end of the stop ([`HandOver::finish`]); nothing without a hand-over.
+    pub fn finish(&self, cut: usize) {
+        if let Some(hand_over) = self.get() {
+            hand_over.finish(cut);
+        }
     }
 }
 

@@ -14,6 +14,9 @@
 //!   [`listen_all`] binds the listen addresses (a Unix socket's file: stale ones replaced, mode
 //!   and owner, removed at the stop), [`inherit`] takes those a service manager passed (systemd
 //!   socket activation); and the accept-side log lines;
+//! - [`ServerState`]: what a bound server holds until it runs (listeners, adopted connections,
+//!   the hand-over at the stop), with the setters and getters every runtime's `Server` passes
+//!   through;
 //! - [`handoff`]: at a restart, open connections handed to the next agent through the service
 //!   manager's descriptor store instead of ended;
 //! - [`AcceptWake`]: how a runtime wakes its own accept loops at the stop, leaving connections
@@ -41,6 +44,7 @@ mod limiter;
 mod listen;
 pub mod metrics;
 mod report;
+mod server_state;
 pub mod session;
 #[cfg(unix)]
 mod socket_file;
@@ -58,6 +62,7 @@ pub use listen::{
 };
 pub use metrics::Metrics;
 pub use report::{report, End};
+pub use server_state::ServerState;
 pub use session::{Next, Serve, Session, SocketTimeout, Timeouts, FRAGMENT_CAPACITY};
 #[cfg(unix)]
 pub use socket_file::{describe as describe_socket_file, listen_unix, SocketFile};

@@ -6,17 +6,17 @@ use std::net::{Shutdown, SocketAddr};
 #[cfg(unix)]
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 #[cfg(unix)]
-use runtime_core::handoff::{Adopted, HandOver};
+use runtime_core::handoff::{Adopted, HandOver, HandOverAtStop};
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
     handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
     Connections, End, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
-    Stream, ACCEPT_BACKOFF,
+    ServerState, Stream, ACCEPT_BACKOFF,
 };
 use spop_core::{Capabilities, Handler, Handshake};
 
@@ -33,12 +33,9 @@ const HANDOFF_TICK: Duration = Duration::from_millis(50);
 
 /// Bound listeners, ready to serve.
 pub struct Server {
-    listeners: Listeners,
+    state: ServerState,
     config: ServerConfig,
     shared: Arc<Shared>,
-    /// Connections the previous agent handed over, served from the start.
-    #[cfg(unix)]
-    adopted: Vec<Adopted>,
 }
 
 struct Shared {
@@ -51,19 +48,17 @@ struct Shared {
     /// A second handle on every open connection, to wake its blocked read at shutdown. Touched
     /// at connect and disconnect only.
     streams: Mutex<HashMap<u64, Stream>>,
-    /// Where open connections go at the stop, if they are handed over.
+    /// Where open connections go at the stop, if they are handed over; its phase is closed
+    /// (under the `streams` lock) when the rest are drained as without one.
     #[cfg(unix)]
-    hand_over: OnceLock<HandOver>,
-    /// The stop's hand-over phase is open: connections at a frame boundary hand themselves
-    /// over. Cleared (under the `streams` lock) when the rest are drained as without one.
-    handing_over: AtomicBool,
+    at_stop: HandOverAtStop,
 }
 
 impl Shared {
     /// Whether the stop hands connections over (connections keep waking at [`HANDOFF_TICK`]).
     fn hands_over(&self) -> bool {
         #[cfg(unix)]
-        return self.hand_over.get().is_some();
+        return self.at_stop.get().is_some();
         #[cfg(not(unix))]
         false
     }
@@ -105,7 +100,7 @@ impl Server {
         let connections = Connections::new(1);
         config.metrics.watch(&connections);
         Server {
-            listeners,
+            state: ServerState::new(listeners),
             config,
             shared: Arc::new(Shared {
                 stopping: AtomicBool::new(false),
@@ -115,11 +110,8 @@ impl Server {
                 wake: AcceptWake::new(),
                 streams: Mutex::new(HashMap::new()),
                 #[cfg(unix)]
-                hand_over: OnceLock::new(),
-                handing_over: AtomicBool::new(false),
+                at_stop: HandOverAtStop::new(),
             }),
-            #[cfg(unix)]
-            adopted: Vec::new(),
         }
     }
 
@@ -127,30 +119,26 @@ impl Server {
     /// [`runtime_core::handoff`]): each resumes as an established session.
     #[cfg(unix)]
     pub fn adopt(&mut self, connections: Vec<Adopted>) {
-        self.adopted.extend(connections);
+        self.state.adopt(connections);
     }
 
     /// At the stop, hands each open connection to the service manager behind `hand_over` at
     /// its next frame boundary instead of ending it with AGENT-DISCONNECT; connections that
-    /// reach none within half the shutdown timeout are drained as without it.
+    /// reach none within half the shutdown timeout are drained as without it. A second call
+    /// replaces the first ([`ServerState::hand_over_at_stop`]).
     #[cfg(unix)]
     pub fn hand_over_at_stop(&mut self, hand_over: HandOver) {
-        if self.shared.hand_over.set(hand_over).is_ok() {
-            self.shared.handing_over.store(true, Ordering::SeqCst);
-        }
+        self.state.hand_over_at_stop(hand_over);
     }
 
     /// The bound TCP addresses (with the real port when 0 was asked).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listen_addresses()
-            .iter()
-            .filter_map(ListenAddress::tcp)
-            .collect()
+        self.state.local_addrs()
     }
 
     /// Every bound address, TCP and Unix.
     pub fn listen_addresses(&self) -> Vec<ListenAddress> {
-        self.listeners.addresses()
+        self.state.listen_addresses()
     }
 
     /// A handle that stops this server.
@@ -165,16 +153,20 @@ impl Server {
     pub fn run<F: HandlerFactory>(self, factory: F) -> io::Result<usize> {
         let factory = Arc::new(factory);
         let config = Arc::new(self.config);
-        let addrs = self.listeners.addresses();
+        let addrs = self.state.listen_addresses();
+        #[cfg(unix)]
+        let (listeners, adopted) = self.state.start(&self.shared.at_stop);
+        #[cfg(not(unix))]
+        let listeners = self.state.start();
         // The socket files stay until every connection is done: dropped when this returns.
         let Listeners {
             sockets,
             #[cfg(unix)]
                 files: _files,
-        } = self.listeners;
+        } = listeners;
         let started = Instant::now();
         #[cfg(unix)]
-        for adopted in self.adopted {
+        for adopted in adopted {
             let live = self.shared.connections.open(0);
             log::debug!(
                 "{}: connection #{} adopted from descriptor {} ({})",
@@ -249,7 +241,8 @@ impl Server {
         // Wake every connection blocked in a read: data already received is still read and
         // answered, then the connection sees end-of-input and says AGENT-DISCONNECT 0.
         if let Ok(streams) = self.shared.streams.lock() {
-            self.shared.handing_over.store(false, Ordering::SeqCst);
+            #[cfg(unix)]
+            self.shared.at_stop.close();
             for stream in streams.values() {
                 let _ = stream.shutdown(Shutdown::Read);
             }
@@ -267,9 +260,7 @@ impl Server {
             }
         }
         #[cfg(unix)]
-        if let Some(hand_over) = self.shared.hand_over.get() {
-            hand_over.finish(left);
-        }
+        self.shared.at_stop.finish(left);
         Ok(left)
     }
 }
@@ -424,17 +415,16 @@ impl<H> Connection<'_, H> {
     /// the socket down) in between. True once the manager has it: close without a word.
     #[cfg(unix)]
     fn hand_over(&self, handshake: &Handshake) -> bool {
-        let Some(hand_over) = self.shared.hand_over.get() else {
-            return false;
-        };
         let id = self.live.id();
         let Ok(mut streams) = self.shared.streams.lock() else {
             return false;
         };
-        if !self.shared.handing_over.load(Ordering::SeqCst)
-            || hand_over
-                .hand_over(self.stream.as_fd(), handshake, id)
-                .is_err()
+        let Some(hand_over) = self.shared.at_stop.handing_over() else {
+            return false;
+        };
+        if hand_over
+            .hand_over(self.stream.as_fd(), handshake, id)
+            .is_err()
         {
             return false;
         }
@@ -513,9 +503,7 @@ impl<H: Handler> Serve for Connection<'_, H> {
             let _ = self.stream.shutdown(Shutdown::Both);
             #[cfg(unix)]
             if self.shared.stopping.load(Ordering::SeqCst) {
-                if let Some(hand_over) = self.shared.hand_over.get() {
-                    hand_over.ended();
-                }
+                self.shared.at_stop.ended();
             }
         }
         report(&self.peer, id, &session, end);

@@ -97,7 +97,7 @@ impl<H: Handler + 'static> Connection<H> {
             .set_receive_poll_first(worker.receive_poll_first);
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
-        let hands_over = worker.shared.hand_over.get();
+        let hands_over = worker.shared.at_stop.get();
         let mut phase = Phase::Serving;
         // One clock read per read or write: the instant an I/O completed is the session's `now`
         // until the next one completes.

@@ -6,18 +6,18 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement, ResourceType};
-use runtime_core::handoff::{Adopted, HandOver};
+use runtime_core::handoff::{Adopted, HandOver, HandOverAtStop};
 use runtime_core::{
     handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, AcceptWake,
     Connections, HandlerFactory, ListenAddress, Listener, Listeners, Live, Peer, ServerConfig,
-    ACCEPT_BACKOFF,
+    ServerState, ACCEPT_BACKOFF,
 };
 use spop_core::{Handler, Handshake};
 
@@ -97,13 +97,11 @@ impl Default for UringOptions {
 /// max 10.8–11.6 ms): the hand-off costs nothing measurable. Executor 0 pays for accepting, a
 /// few microseconds per connection.
 pub struct Server {
-    listeners: Listeners,
+    state: ServerState,
     config: ServerConfig,
     options: UringOptions,
     cpus: Vec<usize>,
     shared: Arc<Shared>,
-    /// Connections the previous agent handed over, served from the start.
-    adopted: Vec<Adopted>,
 }
 
 /// What the executors and the controlling thread share.
@@ -114,8 +112,9 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Connections>,
     /// How the accept loops are woken at a stop.
     wake: AcceptWake,
-    /// Where open connections go at the stop, if they are handed over.
-    pub(crate) hand_over: OnceLock<HandOver>,
+    /// Where open connections go at the stop, if they are handed over. Each executor ends its
+    /// connections' hand-over phase with its own [`Stop`] stage.
+    pub(crate) at_stop: HandOverAtStop,
     state: Mutex<RunState>,
     signal: Condvar,
 }
@@ -189,17 +188,16 @@ impl Server {
             stopping: AtomicBool::new(false),
             connections,
             wake: AcceptWake::new(),
-            hand_over: OnceLock::new(),
+            at_stop: HandOverAtStop::new(),
             state: Mutex::new(RunState::default()),
             signal: Condvar::new(),
         });
         Ok(Server {
-            listeners,
+            state: ServerState::new(listeners),
             config,
             options,
             cpus,
             shared,
-            adopted: Vec::new(),
         })
     }
 
@@ -207,27 +205,25 @@ impl Server {
     /// [`runtime_core::handoff`]): each resumes as an established session, on the executor
     /// with the fewest connections like an accepted one.
     pub fn adopt(&mut self, connections: Vec<Adopted>) {
-        self.adopted.extend(connections);
+        self.state.adopt(connections);
     }
 
     /// At the stop, hands each open connection to the service manager behind `hand_over` at
     /// its next frame boundary instead of ending it with AGENT-DISCONNECT; connections that
-    /// reach none within half the shutdown timeout are drained as without it.
+    /// reach none within half the shutdown timeout are drained as without it. A second call
+    /// replaces the first ([`ServerState::hand_over_at_stop`]).
     pub fn hand_over_at_stop(&mut self, hand_over: HandOver) {
-        let _ = self.shared.hand_over.set(hand_over);
+        self.state.hand_over_at_stop(hand_over);
     }
 
     /// The bound TCP addresses (with the real port when 0 was asked).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listen_addresses()
-            .iter()
-            .filter_map(ListenAddress::tcp)
-            .collect()
+        self.state.local_addrs()
     }
 
     /// Every bound address, TCP and Unix.
     pub fn listen_addresses(&self) -> Vec<ListenAddress> {
-        self.listeners.addresses()
+        self.state.listen_addresses()
     }
 
     /// The CPU each worker's executor is pinned to, by worker.
@@ -248,14 +244,14 @@ impl Server {
     /// (0 after a clean drain).
     pub fn run<F: HandlerFactory>(self, factory: F) -> io::Result<usize> {
         let Server {
-            listeners,
+            state,
             config,
             options,
             cpus,
             shared,
-            adopted,
         } = self;
-        let addrs = listeners.addresses();
+        let addrs = state.listen_addresses();
+        let (listeners, adopted) = state.start(&shared.at_stop);
         // The socket files stay until every connection is done: dropped when this returns.
         let Listeners {
             sockets: listeners,
@@ -375,9 +371,7 @@ impl Server {
         if left > 0 {
             log::warn!("shutdown timeout: {left} connections still open, closing them");
         }
-        if let Some(hand_over) = shared.hand_over.get() {
-            hand_over.finish(left);
-        }
+        shared.at_stop.finish(left);
         Ok(left)
     }
 }
@@ -571,7 +565,7 @@ async fn drain<H>(worker: &Worker<H>) -> usize {
     let stopped = Instant::now();
     let deadline = stopped + worker.config.shutdown_timeout;
     let connections = &worker.shared.connections;
-    if worker.shared.hand_over.get().is_some() {
+    if worker.shared.at_stop.get().is_some() {
         // Connections hand themselves over at their next frame boundary; those that reach none
         // in half the shutdown timeout are drained.
         let handing_deadline = handoff::handing_deadline(stopped, worker.config.shutdown_timeout);
