@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::net::Shutdown;
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use runtime_core::handoff::HandOver;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{report, End, Live, Peer, ServerConfig};
 use spop_core::{Handler, Handshake};
@@ -113,65 +115,26 @@ impl<H: Handler + 'static> Connection<H> {
             match next {
                 Next::Read => {
                     if phase == Phase::HandingOver && session.can_hand_over() {
-                        // The socket must hold nothing of ours: replies written behind go out,
-                        // a receive in flight is cancelled and its outcome read (bytes it got
-                        // first are served here, and the boundary is looked for again).
-                        match settle(&mut self.stream, session.read_buf(), &worker.stop).await {
-                            Settled::Quiescent => {
-                                if let (Some(hand_over), Some(handshake)) =
-                                    (hands_over, session.handshake())
-                                {
-                                    if hand_over
-                                        .hand_over(self.stream.as_fd(), &handshake, self.live.id())
-                                        .is_ok()
-                                    {
-                                        break End::HandedOver;
-                                    }
-                                }
-                            }
-                            Settled::Received(result) => {
-                                now = Instant::now();
-                                session.on_read(result, now);
+                        match self
+                            .hand_over_at_boundary(&mut session, hands_over, &mut now)
+                            .await
+                        {
+                            ControlFlow::Break(end) => break end,
+                            ControlFlow::Continue(next) => {
+                                phase = next;
                                 continue;
                             }
-                            Settled::WriteFailed(e) => {
-                                session.on_written_behind_failed(e);
-                                continue;
-                            }
-                            Settled::Abandoned => {}
                         }
-                        // The hand-over failed or its phase ended: drained as without one.
-                        phase = self.drain(&mut session).await;
-                        continue;
                     }
                     if let Some(t) = read_timeout.update(session.poll_timeout(), now) {
                         let _ = self.stream.set_read_timeout(t);
                     }
-                    let read = if phase == Phase::Draining {
-                        Some(theirs(self.stream.read(session.read_buf())).await)
-                    } else {
-                        // Stage 1 ends a plain read, stage 2 a read while handing over.
-                        let stop = worker
-                            .stop
-                            .wait(slot, u8::from(phase == Phase::HandingOver));
-                        let buf = session.read_buf();
-                        let stream = &mut self.stream;
-                        future::or(async { Some(theirs(stream.read(buf)).await) }, async {
-                            stop.await;
-                            None
-                        })
-                        .await
-                    };
+                    let read = self.read_or_stop(session.read_buf(), slot, phase).await;
                     now = Instant::now();
                     let Some(result) = read else {
-                        phase = if hands_over.is_some()
-                            && phase == Phase::Serving
-                            && worker.stop.stage() == 1
-                        {
-                            Phase::HandingOver
-                        } else {
-                            self.drain(&mut session).await
-                        };
+                        phase = self
+                            .stopped(&mut session, hands_over.is_some(), phase)
+                            .await;
                         continue;
                     };
                     if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ECANCELED))
@@ -218,10 +181,8 @@ impl<H: Handler + 'static> Connection<H> {
             report(&self.peer, id, &session, end);
             return;
         }
-        if let Some(hand_over) =
-            hands_over.filter(|_| worker.shared.stopping.load(Ordering::SeqCst))
-        {
-            hand_over.ended();
+        if worker.shared.stopping.load(Ordering::SeqCst) {
+            worker.shared.at_stop.ended();
         }
         if !session.written_behind_failed() {
             // What was written behind (the last replies, an AGENT-DISCONNECT) goes out first.
@@ -233,6 +194,81 @@ impl<H: Handler + 'static> Connection<H> {
 }
 
 impl<H> Connection<H> {
+    /// Reads into `buf`; `None` if the stop's next stage for `phase` came first (stage 1 ends
+    /// a plain read, stage 2 a read while handing over; a draining read waits for its data).
+    async fn read_or_stop(
+        &mut self,
+        buf: &mut [u8],
+        slot: usize,
+        phase: Phase,
+    ) -> Option<std::io::Result<usize>> {
+        if phase == Phase::Draining {
+            return Some(theirs(self.stream.read(buf)).await);
+        }
+        let stop = self
+            .worker
+            .stop
+            .wait(slot, u8::from(phase == Phase::HandingOver));
+        let stream = &mut self.stream;
+        future::or(async { Some(theirs(stream.read(buf)).await) }, async {
+            stop.await;
+            None
+        })
+        .await
+    }
+
+    /// The stop woke a read in `phase`: with a hand-over, its first stage starts the hand-over
+    /// phase; otherwise, or at its second stage, the connection drains.
+    async fn stopped<const FRAG: usize>(
+        &mut self,
+        session: &mut Session<FRAG>,
+        hands_over: bool,
+        phase: Phase,
+    ) -> Phase {
+        if hands_over && phase == Phase::Serving && self.worker.stop.stage() == 1 {
+            Phase::HandingOver
+        } else {
+            self.drain(session).await
+        }
+    }
+
+    /// In the hand-over phase, at a frame boundary: hands the connection to the service
+    /// manager (`Break(End::HandedOver)`: close it without a word). The socket must hold
+    /// nothing of ours first: replies written behind go out, a receive in flight is cancelled
+    /// and its outcome read; bytes it got are given to the session (`now` is when), and the
+    /// boundary is looked for again. If the hand-over fails or its phase ends first, the
+    /// connection drains as without one. `Continue` with the phase to go on in.
+    async fn hand_over_at_boundary<const FRAG: usize>(
+        &mut self,
+        session: &mut Session<FRAG>,
+        hand_over: Option<&HandOver>,
+        now: &mut Instant,
+    ) -> ControlFlow<End, Phase> {
+        match settle(&mut self.stream, session.read_buf(), &self.worker.stop).await {
+            Settled::Quiescent => {
+                if let (Some(hand_over), Some(handshake)) = (hand_over, session.handshake()) {
+                    if hand_over
+                        .hand_over(self.stream.as_fd(), &handshake, self.live.id())
+                        .is_ok()
+                    {
+                        return ControlFlow::Break(End::HandedOver);
+                    }
+                }
+            }
+            Settled::Received(result) => {
+                *now = Instant::now();
+                session.on_read(result, *now);
+                return ControlFlow::Continue(Phase::HandingOver);
+            }
+            Settled::WriteFailed(e) => {
+                session.on_written_behind_failed(e);
+                return ControlFlow::Continue(Phase::HandingOver);
+            }
+            Settled::Abandoned => {}
+        }
+        ControlFlow::Continue(self.drain(session).await)
+    }
+
     /// The stop's last stage for this connection: the read side is shut, the session answers
     /// what it has received and then says goodbye.
     async fn drain<const FRAG: usize>(&mut self, session: &mut Session<FRAG>) -> Phase {
