@@ -321,9 +321,18 @@ fn run(cli: &Cli) -> Result<(), String> {
     let adopted_count = adopted.len();
     let listeners = match inherited {
         Some(listeners) => listeners,
-        None => {
-            runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| e.to_string())?
-        }
+        None => runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| {
+            // Whoever holds the address was named; what the operator can change is ours to say.
+            let only_unix = config
+                .addresses
+                .iter()
+                .all(|a| matches!(a, ListenAddress::Unix(_)));
+            match e.kind() {
+                std::io::ErrorKind::AddrInUse if only_unix => format!("{e}; choose another -a"),
+                std::io::ErrorKind::AddrInUse => format!("{e}; choose another -p or -a"),
+                _ => e.to_string(),
+            }
+        })?,
     };
     let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
         match choice.runtime {
