@@ -215,6 +215,27 @@ fn a_port_in_use_is_refused_saying_what_to_do() {
     }
 }
 
+#[test]
+fn a_metrics_address_with_a_host_name_is_refused_saying_what_is_expected() {
+    for value in ["localhost:9000", "127.0.0.1", "9000"] {
+        let out = Command::new(BIN)
+            .args(["--metrics-address", value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("'{value}'"))
+                && err.contains("--metrics-address")
+                && err.contains(
+                    "expected IP:PORT such as 127.0.0.1:9100 or [::1]:9100 \
+                     (host names are not resolved)"
+                ),
+            "{value}: {err}"
+        );
+    }
+}
+
 /// Every line of `agent`'s log as a JSON object; panics on a line that is not one.
 fn json_lines(agent: &Agent) -> Vec<serde_json::Value> {
     agent
