@@ -236,8 +236,8 @@ pub struct Cli {
     #[arg(long = "cpus", env = "SPOA_CPUS", value_name = "LIST")]
     pub cpus: Option<runtime_core::CpuList>,
 
-    /// Only check that the chosen runtime can run here: prints "uring available" (exit 0) or
-    /// why not (exit 1). For tests and install scripts.
+    /// Only check that the chosen runtime can run here: prints "uring can run: N workers on
+    /// CPUs ..." (exit 0) or why not (exit 1). For tests and install scripts.
     #[arg(long = "check-runtime", hide = true)]
     pub check_runtime: bool,
 
