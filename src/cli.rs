@@ -148,7 +148,8 @@ pub struct Cli {
     #[arg(
         long = "metrics-address",
         env = "SPOA_METRICS_ADDRESS",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        value_parser = parse_metrics_address
     )]
     pub metrics_address: Option<SocketAddr>,
 
@@ -235,8 +236,8 @@ pub struct Cli {
     #[arg(long = "cpus", env = "SPOA_CPUS", value_name = "LIST")]
     pub cpus: Option<runtime_core::CpuList>,
 
-    /// Only check that the chosen runtime can run here: prints "uring available" (exit 0) or
-    /// why not (exit 1). For tests and install scripts.
+    /// Only check that the chosen runtime can run here: prints "uring can run: N workers on
+    /// CPUs ..." (exit 0) or why not (exit 1). For tests and install scripts.
     #[arg(long = "check-runtime", hide = true)]
     pub check_runtime: bool,
 
@@ -431,6 +432,15 @@ fn parse_address(s: &str) -> Result<AddressArg, String> {
         .map_err(|_| {
             format!("'{s}' is not an IP address, IP:PORT (IPv6 as [::1]:12345) or unix:/PATH")
         })
+}
+
+/// `--metrics-address`: an IP and a port, said plainly when it is not (clap's own message,
+/// "invalid socket address syntax", does not say what a host name gets wrong).
+fn parse_metrics_address(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        "expected IP:PORT such as 127.0.0.1:9100 or [::1]:9100 (host names are not resolved)"
+            .to_string()
+    })
 }
 
 /// `--unix-mode`: octal permission bits, with or without a leading 0 or 0o.

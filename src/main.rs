@@ -224,6 +224,18 @@ fn probe_uring(_cli: &Cli) -> Result<Choice, String> {
     Err("io_uring is Linux only".into())
 }
 
+/// Where uring's executors run, one per CPU: "1 worker on CPU 0", "2 workers on CPUs 0, 1".
+#[cfg(target_os = "linux")]
+fn workers_on(cpus: &[usize]) -> String {
+    match cpus {
+        [cpu] => format!("1 worker on CPU {cpu}"),
+        _ => {
+            let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+            format!("{} workers on CPUs {}", cpus.len(), list.join(", "))
+        }
+    }
+}
+
 /// `--check-runtime`: whether the chosen runtime can run here, and nothing else.
 fn check_runtime(cli: &Cli) -> ExitCode {
     match choose(cli) {
@@ -235,7 +247,16 @@ fn check_runtime(cli: &Cli) -> ExitCode {
             match runtime {
                 Runtime::Std => println!("std available (a thread per connection)"),
                 #[cfg(target_os = "linux")]
-                Runtime::Uring => println!("uring available ({workers} workers)"),
+                Runtime::Uring => {
+                    // The placement the agent would start with, so a failing --cpus fails here.
+                    match runtime_uring::spread_cpus(workers, cli.cpus.as_ref().map(|c| &c.0[..])) {
+                        Ok(cpus) => println!("uring can run: {}", workers_on(&cpus)),
+                        Err(why) => {
+                            eprintln!("--runtime uring cannot run here: {why}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
             }
             ExitCode::SUCCESS
         }
@@ -321,9 +342,18 @@ fn run(cli: &Cli) -> Result<(), String> {
     let adopted_count = adopted.len();
     let listeners = match inherited {
         Some(listeners) => listeners,
-        None => {
-            runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| e.to_string())?
-        }
+        None => runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| {
+            // Whoever holds the address was named; what the operator can change is ours to say.
+            let only_unix = config
+                .addresses
+                .iter()
+                .all(|a| matches!(a, ListenAddress::Unix(_)));
+            match e.kind() {
+                std::io::ErrorKind::AddrInUse if only_unix => format!("{e}; choose another -a"),
+                std::io::ErrorKind::AddrInUse => format!("{e}; choose another -p or -a"),
+                _ => e.to_string(),
+            }
+        })?,
     };
     let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
         match choice.runtime {
@@ -356,17 +386,21 @@ fn run(cli: &Cli) -> Result<(), String> {
                     server.hand_over_at_stop(hand_over);
                 }
                 let handle = server.shutdown_handle();
-                let cpus: Vec<String> = server.cpus().iter().map(|c| c.to_string()).collect();
-                let mut details = format!("{} workers on CPUs {}", config.workers, cpus.join(","));
+                let mut details = workers_on(server.cpus());
                 if let Some(spin) = cli.spin() {
                     details.push_str(&format!(", spin {} us", spin.as_micros()));
                 }
-                // Said once, at startup: which receive path this kernel gets.
-                details.push_str(if runtime_uring::receive_poll_first_supported() {
-                    ", receives after a reply poll first"
-                } else {
-                    ", plain receives (no IORING_RECVSEND_POLL_FIRST before Linux 5.19)"
-                });
+                // Said once, at startup, for whoever compares kernels: which receive path this
+                // one gets. A detail of the I/O, not of the setup: at debug level.
+                log::debug!(
+                    "{}",
+                    if runtime_uring::receive_poll_first_supported() {
+                        "io_uring: a receive queued with a reply waits for data first \
+                         (IORING_RECVSEND_POLL_FIRST)"
+                    } else {
+                        "io_uring: plain receives (IORING_RECVSEND_POLL_FIRST needs Linux 5.19)"
+                    }
+                );
                 (
                     server.listen_addresses(),
                     details,

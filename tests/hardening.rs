@@ -137,6 +137,34 @@ fn each_fault_gets_its_status_and_the_healthy_connection_goes_on() {
 }
 
 #[test]
+fn an_http_request_on_the_port_is_closed_and_named_in_the_log() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &[]);
+        let mut healthy = agent.session();
+        let mut http = agent.connect();
+        http.write_all(b"GET / HTTP/1.1\r\nHost: agent\r\nUser-Agent: curl/8\r\n\r\n")
+            .unwrap();
+        let (h, p) = read_frame(&mut http).expect("AGENT-DISCONNECT");
+        assert_eq!(disconnect_status(&h, &p), 3, "{runtime}: frame is too big");
+        assert!(
+            closed_within(&mut http, Duration::from_secs(5)),
+            "{runtime}: closed"
+        );
+        assert!(
+            agent.wait_log(
+                "AGENT-DISCONNECT status 3 (frame is too big): frame length 1195725856 exceeds \
+                 max-frame-size 65532 (its first bytes read \"GET \": an HTTP client, not \
+                 HAProxy's SPOE; a health check needs option spop-check)",
+                Duration::from_secs(5)
+            ),
+            "{runtime}: {:#?}",
+            agent.logs()
+        );
+        assert_healthy(&mut healthy, 1);
+    }
+}
+
+#[test]
 fn unknown_frame_types_are_skipped_and_the_next_notify_answered() {
     for runtime in runtimes() {
         let agent = Agent::start(runtime, &[]);

@@ -421,25 +421,49 @@ fn an_offer_within_max_frame_size_is_not_warned_about() {
     }
 }
 
-/// The startup line says which receive path this kernel gets: receives that arm their poll
-/// first (Linux 5.19 and later) or plain ones.
+/// A debug line says which receive path this kernel gets: receives that wait for data first
+/// (Linux 5.19 and later) or plain ones; the startup line leaves it out.
 #[cfg(target_os = "linux")]
 #[test]
-fn uring_startup_line_says_which_receive_path_the_kernel_gets() {
+fn uring_says_at_debug_level_which_receive_path_the_kernel_gets() {
     if !runtimes().contains(&"uring") {
         return;
     }
-    let agent = Agent::start("uring", &[]);
     let said = if runtime_uring::receive_poll_first_supported() {
-        "receives after a reply poll first"
+        "io_uring: a receive queued with a reply waits for data first (IORING_RECVSEND_POLL_FIRST)"
     } else {
-        "plain receives (no IORING_RECVSEND_POLL_FIRST before Linux 5.19)"
+        "io_uring: plain receives (IORING_RECVSEND_POLL_FIRST needs Linux 5.19)"
     };
+    let debug = Agent::start("uring", &["--log-level", "debug"]);
     assert!(
-        agent.wait_log(said, Duration::from_secs(5)),
+        debug.wait_log(said, Duration::from_secs(5)),
         "{:?}",
-        agent.logs()
+        debug.logs()
     );
+    let info = Agent::start("uring", &[]);
+    assert!(
+        info.wait_log("listening on", Duration::from_secs(5)),
+        "{:?}",
+        info.logs()
+    );
+    assert!(
+        !info
+            .logs()
+            .iter()
+            .any(|l| l.contains("IORING_RECVSEND_POLL_FIRST")),
+        "{:?}",
+        info.logs()
+    );
+}
+
+/// The CPUs this process may run on, as the kernel lists them.
+fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    runtime_core::parse_cpu_list(allowed.trim()).unwrap()
 }
 
 /// `--cpus` keeps uring's executors on the CPUs an operator leaves free of HAProxy.
@@ -448,16 +472,14 @@ fn uring_executors_are_pinned_to_the_cpus_given() {
     if !runtimes().contains(&"uring") {
         return;
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let allowed = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    let usable = runtime_core::parse_cpu_list(allowed.trim()).unwrap();
+    let usable = allowed_cpus();
     let last = usable.last().unwrap().to_string();
     let agent = Agent::start("uring", &["--cpus", &last]);
     assert!(
-        agent.wait_log(&format!("1 workers on CPUs {last}"), Duration::from_secs(5)),
+        agent.wait_log(
+            &format!(", 1 worker on CPU {last},"),
+            Duration::from_secs(5)
+        ),
         "{:?}",
         agent.logs()
     );
@@ -466,6 +488,44 @@ fn uring_executors_are_pinned_to_the_cpus_given() {
         .unwrap();
     let (h, p) = read_frame(&mut s).unwrap();
     check_score_ack(&h, &p);
+}
+
+/// `--check-runtime` names the CPUs uring would start on, counted in words that agree.
+#[test]
+fn check_runtime_says_the_workers_and_cpus_uring_would_use() {
+    if !runtimes().contains(&"uring") {
+        return;
+    }
+    let usable = allowed_cpus();
+    let check = |cpus: &[usize]| {
+        let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+        let out = std::process::Command::new(BIN)
+            .args([
+                "--runtime",
+                "uring",
+                "--cpus",
+                &list.join(","),
+                "--check-runtime",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let last = *usable.last().unwrap();
+    assert_eq!(
+        check(&[last]),
+        format!("uring can run: 1 worker on CPU {last}")
+    );
+    if let [a, b, ..] = usable[..] {
+        // In the order the executors are placed (spread over the topology).
+        let two = check(&[a, b]);
+        assert!(
+            two == format!("uring can run: 2 workers on CPUs {a}, {b}")
+                || two == format!("uring can run: 2 workers on CPUs {b}, {a}"),
+            "{two}"
+        );
+    }
 }
 
 #[test]

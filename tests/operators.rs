@@ -194,6 +194,48 @@ fn a_bad_environment_value_is_refused_naming_the_flag() {
     );
 }
 
+#[test]
+fn a_port_in_use_is_refused_saying_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for runtime in runtimes() {
+        let out = Command::new(BIN)
+            .args(["--runtime", runtime, "-a", "127.0.0.1", "-p", &port])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{runtime}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}: "))
+                && err.contains(
+                    ": another process (another agent?) listens there; choose another -p or -a"
+                ),
+            "{runtime}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_metrics_address_with_a_host_name_is_refused_saying_what_is_expected() {
+    for value in ["localhost:9000", "127.0.0.1", "9000"] {
+        let out = Command::new(BIN)
+            .args(["--metrics-address", value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("'{value}'"))
+                && err.contains("--metrics-address")
+                && err.contains(
+                    "expected IP:PORT such as 127.0.0.1:9100 or [::1]:9100 \
+                     (host names are not resolved)"
+                ),
+            "{value}: {err}"
+        );
+    }
+}
+
 /// Every line of `agent`'s log as a JSON object; panics on a line that is not one.
 fn json_lines(agent: &Agent) -> Vec<serde_json::Value> {
     agent

@@ -117,7 +117,7 @@ fn auto_runs_uring_on_cpus_haproxy_is_kept_off() {
     // A real HAProxy running on this machine on CPU 1 would rightly make it std: only ours
     // must not.
     assert!(
-        out.starts_with("uring available")
+        out.starts_with("uring can run: 1 worker on CPU 1\n")
             || (out.starts_with("std chosen; HAProxy (pid")
                 && !out.contains(&format!("(pid {})", haproxy.child.id()))),
         "{out}"

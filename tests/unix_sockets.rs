@@ -138,6 +138,10 @@ fn a_path_where_an_agent_listens_is_refused_and_that_agent_keeps_serving() {
         let unix = format!("unix:{}", dir.socket().display());
         let err = refused(&["-a", &unix]);
         assert!(err.contains("another process is listening on"), "{err}");
+        assert!(
+            err.contains("(another agent running?); choose another -a"),
+            "{err}"
+        );
         let mut s = session_unix(&dir.socket());
         ping_pong(&mut s, &notify(1, 1, ip()), 3);
     }

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub duration: f64,
 
-    /// Warm-up before each window, seconds.
+    /// Warm-up before each window, seconds (none with --notifies: the budget is measured whole).
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub warmup: f64,
 
@@ -68,7 +68,7 @@ pub struct Args {
     pub drain: f64,
 
     /// With --connect: send exactly N NOTIFYs in all, wait for their ACKs and stop (the
-    /// window ends with the last ACK), for counts per ACK that do not depend on timing, e.g.
+    /// window opens at the first send and ends with the last ACK), for counts per ACK that do not depend on timing, e.g.
     /// syscalls with `strace -c` (scripts/syscalls-per-ack.sh).
     #[arg(long, value_name = "N", requires = "connect")]
     pub notifies: Option<u64>,

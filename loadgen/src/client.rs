@@ -75,7 +75,7 @@ pub struct LoadConfig {
     pub addr: ListenAddress,
     /// Connections and depth.
     pub shape: Shape,
-    /// Load before the measured window (not counted).
+    /// Load before the measured window (not counted); none with [`LoadConfig::notifies`].
     pub warmup: Duration,
     /// The measured window.
     pub duration: Duration,
@@ -88,8 +88,9 @@ pub struct LoadConfig {
     pub agent_pid: Option<u32>,
     /// Send exactly this many NOTIFYs in all (spread over the threads by their connections),
     /// then wait for their ACKs and stop, instead of loading until the window ends: for counts
-    /// per ACK (syscalls, allocations) that must not depend on timing. The window is then cut
-    /// short when the last ACK arrives.
+    /// per ACK (syscalls, allocations) that must not depend on timing. The window then opens at
+    /// the first send (no warm-up: every NOTIFY of the budget is measured) and is cut short
+    /// when the last ACK arrives.
     pub notifies: Option<u64>,
 }
 
@@ -231,13 +232,20 @@ pub fn run(config: &LoadConfig) -> Result<LoadResult, String> {
         groups[i % threads].push(c);
     }
 
+    // A NOTIFY budget is the whole run: measured from the first send, for a warm-up would spend
+    // it before the window opens and report 0 ACKs/s.
+    let warmup = if config.notifies.is_some() {
+        Duration::ZERO
+    } else {
+        config.warmup
+    };
     // Every thread starts at the same instant; the phases are fixed from there.
     let start = Instant::now() + Duration::from_millis(5);
     let plan = Plan {
         start,
-        measure_from: start + config.warmup,
-        measure_to: start + config.warmup + config.duration,
-        drain_until: start + config.warmup + config.duration + config.drain,
+        measure_from: start + warmup,
+        measure_to: start + warmup + config.duration,
+        drain_until: start + warmup + config.duration + config.drain,
     };
     let mut handles = Vec::with_capacity(threads);
     let mut budget_left = config.notifies;

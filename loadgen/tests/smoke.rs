@@ -81,6 +81,22 @@ fn notify_budget_sends_exactly_that_many() {
     }
 }
 
+#[test]
+fn a_notify_budget_is_measured_whole_despite_a_warmup() {
+    let responder = Responder::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    // The default timings: a 1 s warm-up that 100 NOTIFYs finish well within.
+    let config = LoadConfig {
+        notifies: Some(100),
+        ..LoadConfig::new(responder.addr(), "1x1".parse::<Shape>().unwrap())
+    };
+    assert_eq!(config.warmup, Duration::from_secs(1));
+    let r = spoa_loadgen::run(&config).expect("load run");
+    assert_clean("budget of 100 after the default warm-up", &r);
+    assert_eq!((r.total_acks, r.acks), (100, 100), "every ACK in the row");
+    assert_eq!(r.latency_ns.len(), 100);
+    assert!(r.rate() > 0.0 && r.quantile_us(0.5) > 0.0);
+}
+
 /// The `spoa` binary of this workspace: the profile of this test first, then release.
 fn agent_binary() -> Option<PathBuf> {
     let name = format!("spoa{}", std::env::consts::EXE_SUFFIX);

@@ -137,9 +137,8 @@ pub fn listen_all(
             |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
         match address {
             ListenAddress::Tcp(addr) => {
-                listeners
-                    .sockets
-                    .push(Listener::Tcp(listen(*addr).map_err(failed)?));
+                let socket = listen(*addr).map_err(|e| failed(in_use_by_whom(e)))?;
+                listeners.sockets.push(Listener::Tcp(socket));
             }
             #[cfg(unix)]
             ListenAddress::Unix(path) => {
@@ -157,6 +156,19 @@ pub fn listen_all(
         }
     }
     Ok(listeners)
+}
+
+/// A TCP address in use says who holds it: the OS's "Address already in use" alone leaves the
+/// operator guessing, and the usual cause is another agent started on the same port.
+fn in_use_by_whom(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        io::Error::new(
+            e.kind(),
+            format!("{e}: another process (another agent?) listens there"),
+        )
+    } else {
+        e
+    }
 }
 
 /// Where to connect to reach a listener bound to `addr` (a wildcard address is reached on

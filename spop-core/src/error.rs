@@ -164,7 +164,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::FrameTooBig { length, max } => {
-                write!(f, "frame length {length} exceeds max-frame-size {max}")
+                write!(f, "frame length {length} exceeds max-frame-size {max}")?;
+                match Foreign::of(*length) {
+                    Some(foreign) => write!(f, " ({foreign})"),
+                    None => Ok(()),
+                }
             }
             Error::Malformed { frame, cause } => write!(f, "malformed {frame} frame: {cause}"),
             Error::UnexpectedFrame {
@@ -200,6 +204,67 @@ impl fmt::Display for Error {
             }
             Error::OutputTooSmall => f.write_str("output buffer too small for a reply"),
             Error::Timeout => f.write_str("timed out waiting for the peer"),
+        }
+    }
+}
+
+/// A client of another protocol on the agent's port, recognised by the 4 bytes read as a frame
+/// LENGTH: the length is those bytes, so they are recovered from it at display and need no room
+/// in [`Error`]. No SPOE peer sends such a length (printable text starts at 0x20000000, 512 MiB),
+/// and saying what the bytes look like spares the operator from raising `max-frame-size` for a
+/// health check or a browser pointed at the wrong port. The status stays "frame is too big".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Foreign {
+    /// An HTTP/1 request line ("GET ", "POST", "HEAD") or the HTTP/2 preface ("PRI ").
+    Http([u8; 4]),
+    /// A TLS record of type handshake (0x16), version 3.x: a ClientHello.
+    Tls,
+    /// Other text (SSH's "SSH-", SMTP, a line typed into telnet...).
+    Text([u8; 4]),
+}
+
+impl Foreign {
+    /// What the 4 bytes of `length` look like, if they look like another protocol.
+    fn of(length: u32) -> Option<Foreign> {
+        let bytes = length.to_be_bytes();
+        let [first, second, ..] = bytes;
+        if first == 0x16 && second == 0x03 {
+            Some(Foreign::Tls)
+        } else if first.is_ascii_uppercase()
+            && bytes.iter().all(|&b| b.is_ascii_uppercase() || b == b' ')
+        {
+            Some(Foreign::Http(bytes))
+        } else if bytes
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        {
+            Some(Foreign::Text(bytes))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // ASCII is UTF-8: `from_utf8` cannot fail here, and would only lose the quote if it did.
+            Foreign::Http(bytes) => {
+                let text = core::str::from_utf8(bytes).unwrap_or_default();
+                write!(
+                    f,
+                    "its first bytes read {text:?}: an HTTP client, not HAProxy's SPOE; \
+                     a health check needs option spop-check"
+                )
+            }
+            Foreign::Tls => f.write_str(
+                "its first bytes are a TLS handshake: a TLS client, not HAProxy's SPOE, \
+                 which the agent speaks in clear",
+            ),
+            Foreign::Text(bytes) => {
+                let text = core::str::from_utf8(bytes).unwrap_or_default();
+                write!(f, "its first bytes read {text:?}: text, not HAProxy's SPOE")
+            }
         }
     }
 }

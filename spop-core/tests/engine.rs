@@ -626,6 +626,62 @@ fn fault_an_http_request_as_first_bytes_is_status_3() {
     );
 }
 
+/// The message of the fault `bytes` cause as a connection's first bytes.
+fn first_bytes_fault_message(bytes: &[u8]) -> String {
+    match fault(&mut engine(), bytes) {
+        (3, Close::Error(error)) => error.to_string(),
+        other => panic!("{bytes:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn fault_an_http_request_is_named_in_the_message() {
+    for request in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"POST /x HTTP/1.1\r\n\r\n",
+        b"HEAD / HTTP/1.0\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        let message = first_bytes_fault_message(request);
+        let quoted = format!("{:?}", std::str::from_utf8(&request[..4]).unwrap());
+        assert!(message.starts_with("frame length "), "{message}");
+        assert!(
+            message.ends_with(&format!(
+                "(its first bytes read {quoted}: an HTTP client, not HAProxy's SPOE; \
+                 a health check needs option spop-check)"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn fault_a_tls_client_hello_is_named_in_the_message() {
+    let message = first_bytes_fault_message(&hex("16 03 01 02 00 01 00 01 fc 03 03"));
+    assert!(
+        message.ends_with(
+            "(its first bytes are a TLS handshake: a TLS client, not HAProxy's SPOE, \
+             which the agent speaks in clear)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn fault_other_text_is_named_in_the_message() {
+    let message = first_bytes_fault_message(b"SSH-2.0-OpenSSH_9.6\r\n");
+    assert!(
+        message.ends_with("(its first bytes read \"SSH-\": text, not HAProxy's SPOE)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn fault_a_binary_length_too_big_says_only_the_sizes() {
+    let message = first_bytes_fault_message(&hex("00 01 00 01"));
+    assert_eq!(message, "frame length 65537 exceeds max-frame-size 65532");
+}
+
 #[test]
 fn fault_length_0_is_status_4() {
     let (status, close) = fault(&mut engine(), &hex("00 00 00 00"));
