@@ -18,7 +18,7 @@ HAPROXY CONFIGURATION (see examples/haproxy/):
           option var-prefix iprep
           timeout hello 100ms
           timeout idle 30s
-          timeout processing 15ms
+          timeout processing 100ms    # the seed's 15ms is shorter than a restart
           use-backend iprep-backend
       spoe-message check-client-ip
           args src
@@ -108,15 +108,18 @@ RESTARTS WITHOUT A FAILED REQUEST (--hand-over-connections):
 
 SCALING PAST ONE BOX:
   List several agents as servers of one backend; HAProxy spreads SPOE connections over them:
-      server agent1 10.0.0.11:12345 check maxconn 50
-      server agent2 10.0.0.12:12345 check maxconn 50
+      server agent1 10.0.0.11:12345 check
+      server agent2 10.0.0.12:12345 check
   and start each agent with -a 0.0.0.0 (the agent has no authentication: firewall it).
 
 ENVIRONMENT:
   Every flag can also come from the environment variable shown with it ([env: SPOA_...]), for
   systemd units and containers: SPOA_PORT=12345 SPOA_WORKERS=2 SPOA_PROCESSING_DELAY=10ms.
   The command line wins over the environment. Repeatable flags take a comma-separated list
-  (SPOA_ADDRESS=0.0.0.0,::  SPOA_ALLOW_FROM=10.0.0.0/8,192.0.2.1); SPOA_DEBUG=true or false.";
+  (SPOA_ADDRESS=0.0.0.0,::  SPOA_ALLOW_FROM=10.0.0.0/8,192.0.2.1); SPOA_DEBUG=true or false.
+
+MAN PAGE AND COMPLETIONS:
+  spoa --generate man > spoa.1 (also bash, zsh, fish: shell completions from these flags).";
 
 /// A Stream Processing Offload Agent for HAProxy: IP reputation.
 ///
