@@ -1,7 +1,10 @@
 //! Log lines on standard error: text for people, or one JSON object per line for log collectors
 //! (journald, Loki, Elasticsearch...), with the `log` key-values that runtime-core and the
 //! runtimes attach (`peer`, `connection`, `worker`, `status`...) as fields of their own, so a
-//! collector filters by peer without parsing messages.
+//! collector filters by peer without parsing messages. A line written while a runtime serves a
+//! connection (the engine's per-frame lines with `-d`, the handler's) names that connection
+//! when it does not itself ([`runtime_core::log_context`]): `connection #N: ` in text, a
+//! `connection` field in JSON.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -28,7 +31,20 @@ pub fn init(format: LogFormat, level: Option<LevelFilter>, default: LevelFilter)
     builder.filter_module("glommio::sys::uring", LevelFilter::Error);
     match format {
         LogFormat::Text => {
-            builder.format_timestamp_millis();
+            builder.format(|buf, record| {
+                let style = buf.default_level_style(record.level());
+                write!(
+                    buf,
+                    "[{} {style}{:<5}{style:#} {}] ",
+                    buf.timestamp_millis(),
+                    record.level(),
+                    record.target()
+                )?;
+                if let Some(id) = serving(record) {
+                    write!(buf, "connection #{id}: ")?;
+                }
+                writeln!(buf, "{}", record.args())
+            });
         }
         LogFormat::Json => {
             builder.format(|buf, record| {
@@ -52,11 +68,26 @@ fn json_line(time: &str, record: &log::Record<'_>) -> String {
     push_str(&mut line, record.target());
     line.push_str(",\"message\":");
     push_str(&mut line, &record.args().to_string());
+    if let Some(id) = serving(record) {
+        let _ = write!(line, ",\"connection\":{id}");
+    }
     let mut fields = Fields(&mut line);
     // A key-value that fails to visit is left out; the message still carries the facts.
     let _ = record.key_values().visit(&mut fields);
     line.push('}');
     line
+}
+
+/// The connection a runtime is serving while `record` is written, unless the record names one.
+fn serving(record: &log::Record<'_>) -> Option<u64> {
+    if record
+        .key_values()
+        .get(kv::Key::from("connection"))
+        .is_some()
+    {
+        return None;
+    }
+    runtime_core::log_context::current()
 }
 
 /// Appends each key-value as a JSON member.
@@ -107,6 +138,32 @@ fn push_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_written_while_a_connection_is_served_names_it_once() {
+        let record = |kvs: &[(&str, kv::Value<'_>)]| {
+            json_line(
+                "t",
+                &log::Record::builder()
+                    .args(format_args!("<- NOTIFY"))
+                    .level(log::Level::Debug)
+                    .target("spop_core::engine")
+                    .key_values(&kvs)
+                    .build(),
+            )
+        };
+        let plain = "{\"time\":\"t\",\"level\":\"DEBUG\",\"target\":\"spop_core::engine\",\
+                     \"message\":\"<- NOTIFY\"";
+        assert_eq!(record(&[]), format!("{plain}}}"));
+        runtime_core::log_context::serving(4, || {
+            assert_eq!(record(&[]), format!("{plain},\"connection\":4}}"));
+            // A record that names its connection keeps its own, not a second one.
+            assert_eq!(
+                record(&[("connection", kv::Value::from(9u64))]),
+                format!("{plain},\"connection\":9}}")
+            );
+        });
+    }
 
     #[test]
     fn strings_are_escaped_and_integers_stay_numbers() {

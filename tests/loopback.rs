@@ -456,6 +456,71 @@ fn uring_says_at_debug_level_which_receive_path_the_kernel_gets() {
     );
 }
 
+#[test]
+fn debug_lines_name_the_connection_they_belong_to() {
+    for runtime in runtimes() {
+        let agent = Agent::start(runtime, &["--log-level", "debug"]);
+        let mut first = agent.session();
+        let mut second = agent.session();
+        // The id the agent gave a session, from its "opened" line.
+        let id_of = |s: &std::net::TcpStream| {
+            let opened = format!("{}: connection #", s.local_addr().unwrap());
+            assert!(
+                agent.wait_log(&opened, Duration::from_secs(5)),
+                "{:?}",
+                agent.logs()
+            );
+            let line = agent
+                .logs()
+                .into_iter()
+                .find(|l| l.contains(&opened))
+                .unwrap();
+            let rest = &line[line.find(&opened).unwrap() + opened.len()..];
+            rest.split_whitespace().next().unwrap().to_string()
+        };
+        let (first_id, second_id) = (id_of(&first), id_of(&second));
+        assert_ne!(first_id, second_id);
+        for (s, stream, addr) in [
+            (&mut second, 22, [192, 0, 2, 2]),
+            (&mut first, 11, [192, 0, 2, 1]),
+        ] {
+            s.write_all(&notify(stream, 1, TypedData::Ipv4(Ipv4Addr::from(addr))))
+                .unwrap();
+            let (h, p) = read_frame(s).unwrap();
+            check_score_ack(&h, &p);
+        }
+        for (id, frame, scored) in [
+            (
+                &first_id,
+                "<- NOTIFY stream=11 ",
+                "check-client-ip 192.0.2.1:",
+            ),
+            (
+                &second_id,
+                "<- NOTIFY stream=22 ",
+                "check-client-ip 192.0.2.2:",
+            ),
+        ] {
+            for needle in [frame, scored] {
+                assert!(
+                    agent.wait_log(needle, Duration::from_secs(5)),
+                    "{:?}",
+                    agent.logs()
+                );
+                let line = agent
+                    .logs()
+                    .into_iter()
+                    .find(|l| l.contains(needle))
+                    .unwrap();
+                assert!(
+                    line.contains(&format!("connection #{id}: {needle}")),
+                    "{runtime}: {line}"
+                );
+            }
+        }
+    }
+}
+
 /// The CPUs this process may run on, as the kernel lists them.
 fn allowed_cpus() -> Vec<usize> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();

@@ -42,6 +42,7 @@ pub mod handoff;
 pub mod inherit;
 mod limiter;
 mod listen;
+pub mod log_context;
 pub mod metrics;
 mod report;
 mod server_state;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(unix)]
 use runtime_core::handoff::{Adopted, HandOver, HandOverAtStop};
+use runtime_core::log_context;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{
     handoff, listen_all, log_accept_failure, log_accept_warning, log_refusal, report, AcceptWake,
@@ -452,7 +453,8 @@ impl<H: Handler> Serve for Connection<'_, H> {
         // The hand-over was tried and failed: drained as without one.
         let mut handing_failed = false;
         let end = loop {
-            match session.next(&mut self.handler, now) {
+            let id = self.live.id();
+            match log_context::serving(id, || session.next(&mut self.handler, now)) {
                 Next::Read => {
                     // At the stop, a connection at a frame boundary hands itself over.
                     let at_boundary = hands_over

@@ -14,6 +14,7 @@ use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use runtime_core::handoff::HandOver;
+use runtime_core::log_context;
 use runtime_core::session::{self, Next, Serve, Session, SocketTimeout};
 use runtime_core::{report, End, Live, Peer, ServerConfig};
 use spop_core::{Handler, Handshake};
@@ -106,7 +107,9 @@ impl<H: Handler + 'static> Connection<H> {
         let mut now = Instant::now();
         let end = loop {
             let next = match worker.handler.try_borrow_mut() {
-                Ok(mut handler) => session.next(&mut *handler, now),
+                Ok(mut handler) => {
+                    log_context::serving(self.live.id(), || session.next(&mut *handler, now))
+                }
                 Err(_) => {
                     session.fail(std::io::Error::other("the executor's handler is in use"));
                     continue;
