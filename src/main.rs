@@ -129,6 +129,9 @@ impl Runtime {
 struct Choice {
     runtime: Runtime,
     workers: usize,
+    /// The CPUs uring's executors are pinned to, one each (none for std): worked out once, for
+    /// the co-location check and `--check-runtime`; the server places them the same way.
+    cpus: Vec<usize>,
     /// Why `--runtime auto` did not take uring.
     fallback: Option<Fallback>,
 }
@@ -158,28 +161,40 @@ fn choose(cli: &Cli) -> Result<Choice, String> {
     let std = |fallback| Choice {
         runtime: Runtime::Std,
         workers: 1,
+        cpus: Vec::new(),
         fallback,
     };
     match cli.runtime {
         RuntimeChoice::Std => Ok(std(None)),
         RuntimeChoice::Auto => match probe_uring(cli) {
-            Ok(choice) => Ok(match shares_cpus_with_haproxy(cli, &choice) {
+            Ok(choice) => Ok(match shares_cpus_with_haproxy(&choice) {
                 Some(why) => std(Some(Fallback::SharesCpus(why))),
                 None => choice,
             }),
-            Err(why) => Ok(std(Some(Fallback::Unavailable(why)))),
+            Err(Unusable::Unavailable(why)) => Ok(std(Some(Fallback::Unavailable(why)))),
+            Err(Unusable::Placement(why)) => Err(why),
         },
         RuntimeChoice::Uring => match probe_uring(cli) {
             Ok(choice) => Ok(choice),
-            Err(why) => Err(format!(
+            Err(Unusable::Unavailable(why)) => Err(format!(
                 "--runtime uring cannot run here: {why} (or use --runtime std)"
             )),
+            Err(Unusable::Placement(why)) => Err(why),
         },
     }
 }
 
+/// Why uring is not chosen.
+enum Unusable {
+    /// io_uring cannot run here: `auto` runs std instead.
+    Unavailable(String),
+    /// The executors cannot be placed as asked (`--cpus`, `-n`): an operator's error, whatever
+    /// the runtime choice.
+    Placement(String),
+}
+
 #[cfg(target_os = "linux")]
-fn probe_uring(cli: &Cli) -> Result<Choice, String> {
+fn probe_uring(cli: &Cli) -> Result<Choice, Unusable> {
     // Without -n: one executor per CPU of --cpus, else as many as there are CPUs to pin them
     // to, up to the default.
     let workers = cli
@@ -189,10 +204,13 @@ fn probe_uring(cli: &Cli) -> Result<Choice, String> {
             Some(cpus) => cpus.0.len(),
             None => usize::from(DEFAULT_WORKERS).min(runtime_uring::usable_cpus().len().max(1)),
         });
-    runtime_uring::probe(workers).map_err(|why| why.to_string())?;
+    runtime_uring::probe(workers).map_err(|why| Unusable::Unavailable(why.to_string()))?;
+    let cpus = runtime_uring::spread_cpus(workers, cli.cpus.as_ref().map(|c| &c.0[..]))
+        .map_err(|why| Unusable::Placement(why.to_string()))?;
     Ok(Choice {
         runtime: Runtime::Uring,
         workers,
+        cpus,
         fallback: None,
     })
 }
@@ -200,39 +218,39 @@ fn probe_uring(cli: &Cli) -> Result<Choice, String> {
 /// For `--runtime auto`: a HAProxy process that may run on the CPUs the uring executors would
 /// be pinned to, said as the reason to run std instead.
 #[cfg(target_os = "linux")]
-fn shares_cpus_with_haproxy(cli: &Cli, uring: &Choice) -> Option<String> {
-    let cpus =
-        runtime_uring::spread_cpus(uring.workers, cli.cpus.as_ref().map(|c| &c.0[..])).ok()?;
-    let sharing = colocation::haproxy_on(&cpus)?;
+fn shares_cpus_with_haproxy(uring: &Choice) -> Option<String> {
+    let cpus = &uring.cpus;
+    let sharing = colocation::haproxy_on(cpus)?;
     Some(format!(
         "HAProxy (pid {}) may run on CPU {}, where uring would pin its executors ({}); sharing \
          CPUs with HAProxy, std is measured faster. Give the agent CPUs of its own with --cpus \
          (away from HAProxy's cpu-map) for uring, or choose with --runtime",
         sharing.pid,
         runtime_core::format_cpu_list(&sharing.cpus),
-        runtime_core::format_cpu_list(&cpus),
+        runtime_core::format_cpu_list(cpus),
     ))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn shares_cpus_with_haproxy(_cli: &Cli, _uring: &Choice) -> Option<String> {
+fn shares_cpus_with_haproxy(_uring: &Choice) -> Option<String> {
     None
 }
 
 #[cfg(not(target_os = "linux"))]
-fn probe_uring(_cli: &Cli) -> Result<Choice, String> {
-    Err("io_uring is Linux only".into())
+fn probe_uring(_cli: &Cli) -> Result<Choice, Unusable> {
+    Err(Unusable::Unavailable("io_uring is Linux only".into()))
 }
 
-/// Where uring's executors run, one per CPU: "1 worker on CPU 0", "2 workers on CPUs 0, 1".
+/// Where uring's executors run, one per CPU: "1 worker on CPU 0", "2 workers on CPUs 0-1".
 #[cfg(target_os = "linux")]
 fn workers_on(cpus: &[usize]) -> String {
     match cpus {
         [cpu] => format!("1 worker on CPU {cpu}"),
-        _ => {
-            let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
-            format!("{} workers on CPUs {}", cpus.len(), list.join(", "))
-        }
+        _ => format!(
+            "{} workers on CPUs {}",
+            cpus.len(),
+            runtime_core::format_cpu_list(cpus)
+        ),
     }
 }
 
@@ -240,31 +258,18 @@ fn workers_on(cpus: &[usize]) -> String {
 fn check_runtime(cli: &Cli) -> ExitCode {
     match choose(cli) {
         Ok(Choice {
-            runtime,
-            fallback: None,
-            workers,
-        }) => {
-            match runtime {
-                Runtime::Std => println!("std available (a thread per connection)"),
-                #[cfg(target_os = "linux")]
-                Runtime::Uring => {
-                    // The placement the agent would start with, so a failing --cpus fails here.
-                    match runtime_uring::spread_cpus(workers, cli.cpus.as_ref().map(|c| &c.0[..])) {
-                        Ok(cpus) => println!("uring can run: {}", workers_on(&cpus)),
-                        Err(why) => {
-                            eprintln!("--runtime uring cannot run here: {why}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Choice {
             fallback: Some(why),
             ..
         }) => {
             println!("std chosen; {why}");
+            ExitCode::SUCCESS
+        }
+        Ok(choice) => {
+            match choice.runtime {
+                Runtime::Std => println!("std available (a thread per connection)"),
+                #[cfg(target_os = "linux")]
+                Runtime::Uring => println!("uring can run: {}", workers_on(&choice.cpus)),
+            }
             ExitCode::SUCCESS
         }
         Err(why) => {

@@ -450,10 +450,10 @@ impl<H: Handler> Serve for Connection<'_, H> {
         // until the next one completes.
         let mut now = Instant::now();
         let hands_over = self.shared.hands_over();
+        let id = self.live.id();
         // The hand-over was tried and failed: drained as without one.
         let mut handing_failed = false;
         let end = loop {
-            let id = self.live.id();
             match log_context::serving(id, || session.next(&mut self.handler, now)) {
                 Next::Read => {
                     // At the stop, a connection at a frame boundary hands itself over.
@@ -496,7 +496,6 @@ impl<H: Handler> Serve for Connection<'_, H> {
         };
         // Uncounted before the peer sees the close: a peer that reconnects at once is not
         // refused at max-connections by its own old connection.
-        let id = self.live.id();
         drop(self.live);
         if let End::HandedOver = end {
             // Closed without shutdown(): the socket lives on in the service manager's store.
