@@ -215,13 +215,19 @@ impl fmt::Display for Error {
 /// health check or a browser pointed at the wrong port. The status stays "frame is too big".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Foreign {
-    /// An HTTP/1 request line ("GET ", "POST", "HEAD") or the HTTP/2 preface ("PRI ").
+    /// An HTTP/1 request line ([`HTTP_STARTS`]) or the HTTP/2 preface ("PRI ").
     Http([u8; 4]),
     /// A TLS record of type handshake (0x16), version 3.x: a ClientHello.
     Tls,
     /// Other text (SSH's "SSH-", SMTP, a line typed into telnet...).
     Text([u8; 4]),
 }
+
+/// The first 4 bytes of every HTTP/1 method, and of the HTTP/2 connection preface (`PRI `).
+const HTTP_STARTS: [[u8; 4]; 10] = [
+    *b"GET ", *b"HEAD", *b"POST", *b"PUT ", *b"DELE", *b"OPTI", *b"PATC", *b"CONN", *b"TRAC",
+    *b"PRI ",
+];
 
 impl Foreign {
     /// What the 4 bytes of `length` look like, if they look like another protocol.
@@ -230,9 +236,7 @@ impl Foreign {
         let [first, second, ..] = bytes;
         if first == 0x16 && second == 0x03 {
             Some(Foreign::Tls)
-        } else if first.is_ascii_uppercase()
-            && bytes.iter().all(|&b| b.is_ascii_uppercase() || b == b' ')
-        {
+        } else if HTTP_STARTS.contains(&bytes) {
             Some(Foreign::Http(bytes))
         } else if bytes
             .iter()

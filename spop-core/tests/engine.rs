@@ -677,6 +677,16 @@ fn fault_other_text_is_named_in_the_message() {
 }
 
 #[test]
+fn fault_upper_case_text_that_is_no_http_method_is_named_text() {
+    // SMTP's greeting from a client: four capitals, not an HTTP request.
+    let message = first_bytes_fault_message(b"HELO mail.example\r\n");
+    assert!(
+        message.ends_with("(its first bytes read \"HELO\": text, not HAProxy's SPOE)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn fault_a_binary_length_too_big_says_only_the_sizes() {
     let message = first_bytes_fault_message(&hex("00 01 00 01"));
     assert_eq!(message, "frame length 65537 exceeds max-frame-size 65532");
