@@ -75,19 +75,18 @@ pub fn runtimes() -> Vec<&'static str> {
     let mut list = vec!["std"];
     let out = Command::new(BIN)
         .args(["--runtime", "uring", "--check-runtime"])
-        .output();
-    if let Ok(out) = out {
-        if out.status.success() {
-            list.push("uring");
-        } else {
-            let why = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but the uring runtime cannot run here: {}",
-                why.trim()
-            );
-            eprintln!("NOTE: uring runtime not tested here: {}", why.trim());
-        }
+        .output()
+        .expect("run spoa --check-runtime");
+    if out.status.success() {
+        list.push("uring");
+    } else {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the uring runtime cannot run here: {}",
+            why.trim()
+        );
+        eprintln!("NOTE: uring runtime not tested here: {}", why.trim());
     }
     list
 }
