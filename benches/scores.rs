@@ -22,8 +22,9 @@
 //! index; IPv4 leaves are runs of 16 sorted starts; an IPv6 network alone in its bucket sits in
 //! the bucket's 16-byte slot, other IPv6 leaves are blocks of compressed starts packed in
 //! 16-byte granules of a line), `prefix-trie` 0.10 (tree bitmap), `ip_network_table` 0.2 (tree bitmap,
-//! `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), `iptrie` 0.11 (LC-trie)
-//! and a sorted-ranges baseline written here (disjoint ranges, binary search).
+//! `treebitmap` fork), `prefix-trie` 0.9 (path-compressed binary trie), `iptrie` 0.11 (LC-trie),
+//! `poptrie` 0.2 (poptrie: 64-bit bitmaps and popcount, 6 bits a level) and a sorted-ranges
+//! baseline written here (disjoint ranges, binary search).
 //!
 //! Lookup times on a shared machine move 2x between runs; `examples/score_lookups.rs` counts
 //! what the agent's lookups cost in cache misses instead (under cachegrind), which does not.
@@ -248,6 +249,40 @@ impl Candidate for BinaryTrie {
         match addr {
             IpAddr::V4(a) => self.v4.get_lpm(&(u32::from(*a), 32)).map(|(_, &s)| s),
             IpAddr::V6(a) => self.v6.get_lpm(&(u128::from(*a), 128)).map(|(_, &s)| s),
+        }
+    }
+}
+
+struct Poptrie {
+    v4: poptrie::Poptrie<(u32, u8), u8>,
+    v6: poptrie::Poptrie<(u128, u8), u8>,
+}
+
+impl Candidate for Poptrie {
+    const NAME: &'static str = "poptrie 0.2";
+    fn build(entries: &[Entry]) -> Self {
+        // The bulk build (`collect`: inserting one by one costs O(n) each); of a network given
+        // twice it keeps the later one, as the agent does.
+        let v4 = entries
+            .iter()
+            .filter_map(|e| match e.prefix {
+                Prefix::V4 { bits, len } => Some(((bits, len), e.score)),
+                Prefix::V6 { .. } => None,
+            })
+            .collect();
+        let v6 = entries
+            .iter()
+            .filter_map(|e| match e.prefix {
+                Prefix::V6 { bits, len } => Some(((bits, len), e.score)),
+                Prefix::V4 { .. } => None,
+            })
+            .collect();
+        Poptrie { v4, v6 }
+    }
+    fn lookup(&self, addr: &IpAddr) -> Option<u8> {
+        match addr {
+            IpAddr::V4(a) => self.v4.lookup(u32::from(*a)).copied(),
+            IpAddr::V6(a) => self.v6.lookup(u128::from(*a)).copied(),
         }
     }
 }
@@ -568,6 +603,7 @@ fn main() {
     let trie09 = build_row::<BinaryTrie>(&entries, &reference, &q);
     let lctrie = build_row::<LcTrie>(&entries, &reference, &q);
     let ranges = build_row::<SortedRanges>(&entries, &reference, &q);
+    let poptrie = build_row::<Poptrie>(&entries, &reference, &q);
 
     let dir = std::env::temp_dir().join(format!("spoa-bench-scores-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -591,7 +627,7 @@ fn main() {
     // The same lookups, every structure in turn, eleven rounds: the medians compare them under
     // the same background load (criterion's runs below come one structure after another).
     let rounds = 11;
-    let mut times: Vec<[Vec<f64>; 2]> = (0..6).map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut times: Vec<[Vec<f64>; 2]> = (0..7).map(|_| [Vec::new(), Vec::new()]).collect();
     for _ in 0..rounds {
         for (set, addrs) in [&q.hits, &q.misses].into_iter().enumerate() {
             times[0][set].push(pass(&agent, addrs));
@@ -600,6 +636,7 @@ fn main() {
             times[3][set].push(pass(&trie09, addrs));
             times[4][set].push(pass(&lctrie, addrs));
             times[5][set].push(pass(&ranges, addrs));
+            times[6][set].push(pass(&poptrie, addrs));
         }
     }
     println!("Lookups, ns each, median of {rounds} interleaved rounds of 4 x 64Ki addresses:\n");
@@ -612,6 +649,7 @@ fn main() {
         BinaryTrie::NAME,
         LcTrie::NAME,
         SortedRanges::NAME,
+        Poptrie::NAME,
     ];
     for (name, [hit, miss]) in names.iter().zip(times) {
         println!("| {name} | {:.0} | {:.0} |", median(hit), median(miss));
@@ -639,6 +677,7 @@ fn main() {
     lookups(&mut c, &trie09, &q, false);
     lookups(&mut c, &lctrie, &q, false);
     lookups(&mut c, &ranges, &q, false);
+    lookups(&mut c, &poptrie, &q, false);
     drop((trie10, network_table, trie09, lctrie, ranges));
     snapshots(&mut c, agent);
     c.final_summary();

@@ -4,11 +4,12 @@
 //! ```text
 //! cargo build --release --example score_lookups
 //! valgrind --tool=cachegrind --cache-sim=yes --LL=8388608,16,64 \
-//!     target/release/examples/score_lookups v6 [dry]    # or v4, or miss
+//!     target/release/examples/score_lookups v6 [dry]    # or v4, hit, miss
 //! ```
 //!
 //! The table and addresses are the `scores` benchmark's kind (`spoa::scores::synthetic`): hits
-//! inside random entries of one family, or random addresses in no entry (60 % IPv4). A run
+//! inside random entries of one family (`v4`, `v6`) or of both (`hit`, 60 % IPv4, the
+//! benchmark's `hit` row), or random addresses in no entry (`miss`, 60 % IPv4). A run
 //! minus its `dry` run (the same without the counted lookups) is the lookups' share: divide by
 //! 262,144 for the misses per lookup. `chain` makes each lookup wait for the one before (its
 //! address depends on that answer): the time per lookup is then one lookup's latency, where
@@ -43,13 +44,14 @@ fn main() {
     let addrs: Vec<_> = match family.as_str() {
         "v4" => hits(true).take(1 << 16).collect(),
         "v6" => hits(false).take(1 << 16).collect(),
+        "hit" => synthetic::hits(&entries, 1 << 16, 17),
         "miss" => synthetic::addresses(1 << 18, 18)
             .into_iter()
             .filter(|&a| table.lookup(a).is_none())
             .take(1 << 16)
             .collect(),
         _ => {
-            eprintln!("usage: score_lookups v4|v6|miss [dry|chain|-] [ADDRESSES]");
+            eprintln!("usage: score_lookups v4|v6|hit|miss [dry|chain|-] [ADDRESSES]");
             std::process::exit(2);
         }
     };
