@@ -285,19 +285,93 @@ fn run(cli: &Cli) -> Result<(), String> {
     let passed_by_manager = inherited.is_some();
     let hand_over = hand_over(cli);
     let choice = choose(cli)?;
+    // Where the agent listens: the sockets the service manager passed, or the -a addresses.
+    let addresses = match &inherited {
+        Some(listeners) => listeners.addresses(),
+        None => cli.listen_addresses(),
+    };
+    warn_of_ignored_options(cli, &choice, passed_by_manager, &addresses);
+    let config = server_config(cli, &choice, addresses);
+    raise_open_files_limit(config.max_connections);
+    let seed = cli.seed.unwrap_or_else(random_seed);
+    let scores = spoa::reload::start(&cli.scores, cli.scores_watch(), cli.default_score)?;
+    let factory = Factory::new(seed, cli.delay())
+        .with_default_score(cli.default_score)
+        .with_scores(scores.clone());
+
+    // The same steps on either runtime: bind, log the startup line, serve until a signal.
+    let handed_over = adopted.len();
+    let listeners = match inherited {
+        Some(listeners) => listeners,
+        None => bind(&config)?,
+    };
+    let hand_overs = HandOvers {
+        adopted,
+        at_stop: hand_over,
+    };
+    let started = match choice.runtime {
+        Runtime::Std => start_std(&config, listeners, hand_overs, factory),
+        #[cfg(target_os = "linux")]
+        Runtime::Uring => start_uring(cli, &config, listeners, hand_overs, factory)?,
+    };
+    // Before the startup line: whoever waits for that line can scrape at once.
+    if let Some(address) = cli.metrics_address {
+        let bound = metrics::serve(
+            address,
+            config.metrics.clone(),
+            choice.runtime.name(),
+            scores.clone(),
+        )?;
+        log::info!("metrics at http://{bound}/metrics");
+    }
+    let addresses = log_startup(
+        cli,
+        &config,
+        choice.runtime,
+        &started,
+        passed_by_manager,
+        handed_over,
+    );
+    systemd_notify(ServiceState::Ready {
+        status: &format!("listening on {}", addresses.join(", ")),
+    });
+    watch_signals(started.stop)?;
+    let left = (started.serve)().map_err(|e| e.to_string())?;
+    if left == 0 {
+        log::info!("stopped: all connections drained");
+    } else {
+        log::info!("stopped: {left} connections cut at the shutdown timeout");
+    }
+    if let Some(scores) = scores {
+        let spoa::reload::Lookups { lookups, hits } = scores.lookups();
+        log::info!("scores: {lookups} lookups, {hits} found in a list");
+    }
+    Ok(())
+}
+
+/// Warns of each option given that the chosen runtime or the listeners in use do not apply, so
+/// that an operator who set it learns it changed nothing.
+fn warn_of_ignored_options(
+    cli: &Cli,
+    choice: &Choice,
+    passed_by_manager: bool,
+    addresses: &[ListenAddress],
+) {
     if let Some(why) = &choice.fallback {
         log::warn!("runtime auto: running the std runtime: {why}");
     }
-    if cli.spin_us > 0 && choice.runtime == Runtime::Std {
-        log::warn!("--spin-us applies to the uring runtime only: ignored");
-    }
-    if cli.cpus.is_some() && choice.runtime == Runtime::Std {
-        log::warn!(
-            "--cpus applies to the uring runtime only (run std under taskset to place it): ignored"
-        );
-    }
-    if cli.workers.is_some() && choice.runtime == Runtime::Std {
-        log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
+    if choice.runtime == Runtime::Std {
+        if cli.spin_us > 0 {
+            log::warn!("--spin-us applies to the uring runtime only: ignored");
+        }
+        if cli.cpus.is_some() {
+            log::warn!(
+                "--cpus applies to the uring runtime only (run std under taskset to place it): ignored"
+            );
+        }
+        if cli.workers.is_some() {
+            log::warn!("-n applies to the uring runtime only (std serves each connection on its own thread): ignored");
+        }
     }
     if (cli.unix_mode.is_some() || cli.unix_owner.is_some())
         && (passed_by_manager || !cli.has_unix_address())
@@ -306,17 +380,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             "--unix-mode and --unix-owner apply to the -a unix:/PATH sockets the agent binds only: ignored"
         );
     }
-    // Where the agent listens: the sockets the service manager passed, or the -a addresses.
-    let addresses = match &inherited {
-        Some(listeners) => listeners.addresses(),
-        None => cli.listen_addresses(),
-    };
     if !cli.allow_from.is_empty() && addresses.iter().all(|a| a.tcp().is_none()) {
         log::warn!(
             "--allow-from applies to TCP listeners only (a Unix socket's file mode and owner say who may connect): ignored"
         );
     }
-    let config = ServerConfig {
+}
+
+/// What the runtimes share: the listeners, the limits and timeouts, the engine's settings.
+fn server_config(cli: &Cli, choice: &Choice, addresses: Vec<ListenAddress>) -> ServerConfig {
+    ServerConfig {
         addresses,
         unix: cli.unix_permissions(),
         workers: choice.workers,
@@ -335,97 +408,117 @@ fn run(cli: &Cli) -> Result<(), String> {
         } else {
             runtime_core::Metrics::default()
         },
-    };
-    raise_open_files_limit(config.max_connections);
-    let seed = cli.seed.unwrap_or_else(random_seed);
-    let scores = spoa::reload::start(&cli.scores, cli.scores_watch(), cli.default_score)?;
-    let factory = Factory::new(seed, cli.delay())
-        .with_default_score(cli.default_score)
-        .with_scores(scores.clone());
-
-    // The same three steps on either runtime: bind, log the startup line, serve until a signal.
-    let adopted_count = adopted.len();
-    let listeners = match inherited {
-        Some(listeners) => listeners,
-        None => runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| {
-            // Whoever holds the address was named; what the operator can change is ours to say.
-            let only_unix = config
-                .addresses
-                .iter()
-                .all(|a| matches!(a, ListenAddress::Unix(_)));
-            match e.kind() {
-                std::io::ErrorKind::AddrInUse if only_unix => format!("{e}; choose another -a"),
-                std::io::ErrorKind::AddrInUse => format!("{e}; choose another -p or -a"),
-                _ => e.to_string(),
-            }
-        })?,
-    };
-    let (addresses, details, stop, serve): (Vec<ListenAddress>, String, StopFn, ServeFn) =
-        match choice.runtime {
-            Runtime::Std => {
-                let mut server = runtime_std::Server::with_listeners(config.clone(), listeners);
-                server.adopt(adopted);
-                if let Some(hand_over) = hand_over {
-                    server.hand_over_at_stop(hand_over);
-                }
-                let handle = server.shutdown_handle();
-                (
-                    server.listen_addresses(),
-                    "a thread per connection".to_string(),
-                    Box::new(move || handle.shutdown()),
-                    Box::new(move || server.run(factory)),
-                )
-            }
-            #[cfg(target_os = "linux")]
-            Runtime::Uring => {
-                let options = runtime_uring::UringOptions {
-                    spin: cli.spin(),
-                    cpus: cli.cpus.clone().map(|c| c.0),
-                    ..Default::default()
-                };
-                let mut server =
-                    runtime_uring::Server::with_listeners(config.clone(), options, listeners)
-                        .map_err(|e| e.to_string())?;
-                server.adopt(adopted);
-                if let Some(hand_over) = hand_over {
-                    server.hand_over_at_stop(hand_over);
-                }
-                let handle = server.shutdown_handle();
-                let mut details = workers_on(server.cpus());
-                if let Some(spin) = cli.spin() {
-                    details.push_str(&format!(", spin {} us", spin.as_micros()));
-                }
-                // Said once, at startup, for whoever compares kernels: which receive path this
-                // one gets. A detail of the I/O, not of the setup: at debug level.
-                log::debug!(
-                    "{}",
-                    if runtime_uring::receive_poll_first_supported() {
-                        "io_uring: a receive queued with a reply waits for data first \
-                         (IORING_RECVSEND_POLL_FIRST)"
-                    } else {
-                        "io_uring: plain receives (IORING_RECVSEND_POLL_FIRST needs Linux 5.19)"
-                    }
-                );
-                (
-                    server.listen_addresses(),
-                    details,
-                    Box::new(move || handle.shutdown()),
-                    Box::new(move || server.run(factory)),
-                )
-            }
-        };
-    // Before the startup line: whoever waits for that line can scrape at once.
-    if let Some(address) = cli.metrics_address {
-        let bound = metrics::serve(
-            address,
-            config.metrics.clone(),
-            choice.runtime.name(),
-            scores.clone(),
-        )?;
-        log::info!("metrics at http://{bound}/metrics");
     }
+}
+
+/// Binds the configured addresses; an address in use says which option moves the agent.
+fn bind(config: &ServerConfig) -> Result<runtime_core::Listeners, String> {
+    runtime_core::listen_all(&config.addresses, &config.unix).map_err(|e| {
+        // Whoever holds the address was named; what the operator can change is ours to say.
+        let only_unix = config
+            .addresses
+            .iter()
+            .all(|a| matches!(a, ListenAddress::Unix(_)));
+        match e.kind() {
+            std::io::ErrorKind::AddrInUse if only_unix => format!("{e}; choose another -a"),
+            std::io::ErrorKind::AddrInUse => format!("{e}; choose another -p or -a"),
+            _ => e.to_string(),
+        }
+    })
+}
+
+/// Connections handed over: those the previous agent passed, and where this one's go at its
+/// stop (`None`: ended with AGENT-DISCONNECT).
+struct HandOvers {
+    adopted: AdoptedConnections,
+    at_stop: Option<runtime_core::handoff::HandOver>,
+}
+
+/// A server set up on its runtime, not yet serving.
+struct Started {
+    /// Where it listens (a port of 0 resolved).
+    addresses: Vec<ListenAddress>,
+    /// The runtime's part of the startup line.
+    details: String,
+    stop: StopFn,
+    serve: ServeFn,
+}
+
+fn start_std(
+    config: &ServerConfig,
+    listeners: runtime_core::Listeners,
+    hand_overs: HandOvers,
+    factory: Factory,
+) -> Started {
+    let mut server = runtime_std::Server::with_listeners(config.clone(), listeners);
+    server.adopt(hand_overs.adopted);
+    if let Some(at_stop) = hand_overs.at_stop {
+        server.hand_over_at_stop(at_stop);
+    }
+    let handle = server.shutdown_handle();
+    Started {
+        addresses: server.listen_addresses(),
+        details: "a thread per connection".to_string(),
+        stop: Box::new(move || handle.shutdown()),
+        serve: Box::new(move || server.run(factory)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn start_uring(
+    cli: &Cli,
+    config: &ServerConfig,
+    listeners: runtime_core::Listeners,
+    hand_overs: HandOvers,
+    factory: Factory,
+) -> Result<Started, String> {
+    let options = runtime_uring::UringOptions {
+        spin: cli.spin(),
+        cpus: cli.cpus.clone().map(|c| c.0),
+        ..Default::default()
+    };
+    let mut server = runtime_uring::Server::with_listeners(config.clone(), options, listeners)
+        .map_err(|e| e.to_string())?;
+    server.adopt(hand_overs.adopted);
+    if let Some(at_stop) = hand_overs.at_stop {
+        server.hand_over_at_stop(at_stop);
+    }
+    let handle = server.shutdown_handle();
+    let mut details = workers_on(server.cpus());
+    if let Some(spin) = cli.spin() {
+        details.push_str(&format!(", spin {} us", spin.as_micros()));
+    }
+    // Said once, at startup, for whoever compares kernels: which receive path this one gets.
+    // A detail of the I/O, not of the setup: at debug level.
+    log::debug!(
+        "{}",
+        if runtime_uring::receive_poll_first_supported() {
+            "io_uring: a receive queued with a reply waits for data first \
+             (IORING_RECVSEND_POLL_FIRST)"
+        } else {
+            "io_uring: plain receives (IORING_RECVSEND_POLL_FIRST needs Linux 5.19)"
+        }
+    );
+    Ok(Started {
+        addresses: server.listen_addresses(),
+        details,
+        stop: Box::new(move || handle.shutdown()),
+        serve: Box::new(move || server.run(factory)),
+    })
+}
+
+/// Logs where each Unix socket is and the startup line, which operators and the tests wait
+/// for; returns the listening addresses as written there.
+fn log_startup(
+    cli: &Cli,
+    config: &ServerConfig,
+    runtime: Runtime,
+    started: &Started,
+    passed_by_manager: bool,
+    handed_over: usize,
+) -> Vec<String> {
     #[cfg(unix)]
-    for address in &addresses {
+    for address in &started.addresses {
         if let ListenAddress::Unix(path) = address {
             log::info!(
                 "unix socket {}: {} (HAProxy's user needs write permission on it)",
@@ -434,9 +527,9 @@ fn run(cli: &Cli) -> Result<(), String> {
             );
         }
     }
-    let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    let addresses: Vec<String> = started.addresses.iter().map(|a| a.to_string()).collect();
     log::info!(
-        "spoa {} listening on {}{}{}; runtime {}, {details}, max-frame-size {}, capabilities {}{}",
+        "spoa {} listening on {}{}{}; runtime {}, {}, max-frame-size {}, capabilities {}{}",
         env!("CARGO_PKG_VERSION"),
         addresses.join(", "),
         if passed_by_manager {
@@ -444,31 +537,18 @@ fn run(cli: &Cli) -> Result<(), String> {
         } else {
             ""
         },
-        if adopted_count > 0 {
-            format!("; {adopted_count} connections handed over by the previous agent")
+        if handed_over > 0 {
+            format!("; {handed_over} connections handed over by the previous agent")
         } else {
             String::new()
         },
-        choice.runtime.name(),
+        runtime.name(),
+        started.details,
         config.engine.max_frame_size,
         config.engine.capabilities,
         cli.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),
     );
-    systemd_notify(ServiceState::Ready {
-        status: &format!("listening on {}", addresses.join(", ")),
-    });
-    watch_signals(stop)?;
-    let left = serve().map_err(|e| e.to_string())?;
-    if left == 0 {
-        log::info!("stopped: all connections drained");
-    } else {
-        log::info!("stopped: {left} connections cut at the shutdown timeout");
-    }
-    if let Some(scores) = scores {
-        let spoa::reload::Lookups { lookups, hits } = scores.lookups();
-        log::info!("scores: {lookups} lookups, {hits} found in a list");
-    }
-    Ok(())
+    addresses
 }
 
 /// Where open connections go at the stop: the service manager's store with

@@ -97,7 +97,6 @@ impl Collector for AgentCollector {
         let Some(s) = self.metrics.snapshot() else {
             return Ok(());
         };
-        let runtime = || vec![("runtime", self.runtime.to_string())];
         let mut out = Out {
             encoder: &mut encoder,
         };
@@ -112,41 +111,74 @@ impl Collector for AgentCollector {
                 1,
             )],
         )?;
-        let by_worker = |values: &[u64]| -> Vec<(Labels, u64)> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(worker, &v)| {
-                    let mut labels = runtime();
-                    labels.push(("worker", worker.to_string()));
-                    (labels, v)
-                })
-                .collect()
-        };
+        self.connections(&mut out, &s)?;
+        self.frames(&mut out, &s)?;
+        self.disconnects(&mut out, &s)?;
+        out.histogram(&s, self.labels())
+    }
+}
+
+impl AgentCollector {
+    /// Every family's labels: the runtime.
+    fn labels(&self) -> Labels {
+        vec![("runtime", self.runtime.to_string())]
+    }
+
+    /// The runtime and one more label.
+    fn with(&self, name: &'static str, value: &str) -> Labels {
+        let mut labels = self.labels();
+        labels.push((name, value.to_string()));
+        labels
+    }
+
+    /// One value per worker, labelled with its index.
+    fn by_worker(&self, values: &[u64]) -> Vec<(Labels, u64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(worker, &v)| (self.with("worker", &worker.to_string()), v))
+            .collect()
+    }
+
+    /// One value per status code seen (and always 0), the codes past the spec's as `other`.
+    fn by_status(&self, values: &[u64]) -> Vec<(Labels, u64)> {
+        values
+            .iter()
+            .enumerate()
+            .filter(|&(status, &v)| v > 0 || status == 0)
+            .map(|(status, &v)| {
+                let label = if status < STATUSES {
+                    status.to_string()
+                } else {
+                    "other".to_string()
+                };
+                (self.with("status", &label), v)
+            })
+            .collect()
+    }
+
+    /// Accepted, open, refused and closed connections, and the closes operators alert on.
+    fn connections(&self, out: &mut Out<'_, '_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
         out.counter(
             "spoa_connections_accepted",
             "Connections accepted and handed to a worker.",
-            &by_worker(&s.accepted),
+            &self.by_worker(&s.accepted),
         )?;
         out.gauge(
             "spoa_connections_open",
             "Connections open now.",
-            &by_worker(&s.open)
+            &self
+                .by_worker(&s.open)
                 .into_iter()
                 .map(|(l, v)| (l, i64::try_from(v).unwrap_or(i64::MAX)))
                 .collect::<Vec<_>>(),
         )?;
-        let with = |name: &'static str, value: &str| {
-            let mut labels = runtime();
-            labels.push((name, value.to_string()));
-            labels
-        };
         out.counter(
             "spoa_connections_refused",
             "Connections closed at accept: limit (--max-connections), allow_from (--allow-from).",
             &[
-                (with("reason", "limit"), s.refused_limit),
-                (with("reason", "allow_from"), s.refused_allow_from),
+                (self.with("reason", "limit"), s.refused_limit),
+                (self.with("reason", "allow_from"), s.refused_allow_from),
             ],
         )?;
         out.counter(
@@ -154,24 +186,28 @@ impl Collector for AgentCollector {
             "Connections ended, by reason.",
             &ClosedBy::ALL
                 .iter()
-                .map(|&by| (with("reason", by.label()), s.closed_by(by)))
+                .map(|&by| (self.with("reason", by.label()), s.closed_by(by)))
                 .collect::<Vec<_>>(),
         )?;
         out.counter(
             "spoa_healthchecks",
             "HAProxy health checks (option spop-check) answered.",
-            &[(runtime(), s.closed_by(ClosedBy::Healthcheck))],
+            &[(self.labels(), s.closed_by(ClosedBy::Healthcheck))],
         )?;
         out.counter(
             "spoa_read_timeouts",
             "Connections cut because a HELLO or a frame did not arrive in time (hello/frame timeout).",
-            &[(runtime(), s.closed_by(ClosedBy::ReadTimeout))],
+            &[(self.labels(), s.closed_by(ClosedBy::ReadTimeout))],
         )?;
         out.counter(
             "spoa_write_timeouts",
             "Connections cut because the peer did not read its ACKs in time (write timeout).",
-            &[(runtime(), s.closed_by(ClosedBy::WriteTimeout))],
-        )?;
+            &[(self.labels(), s.closed_by(ClosedBy::WriteTimeout))],
+        )
+    }
+
+    /// Frames received by type, NOTIFYs and their fates, ACKs sent.
+    fn frames(&self, out: &mut Out<'_, '_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
         let other = s
             .frames
             .saturating_sub(s.hellos + s.notifies + s.disconnects + s.unknown_frames);
@@ -179,64 +215,51 @@ impl Collector for AgentCollector {
             "spoa_frames_received",
             "Frames received, by type (other: NOTIFY fragments after the first, unexpected frames).",
             &[
-                (with("type", "haproxy_hello"), s.hellos),
-                (with("type", "notify"), s.notifies),
-                (with("type", "haproxy_disconnect"), s.disconnects),
-                (with("type", "unknown"), s.unknown_frames),
-                (with("type", "other"), other),
+                (self.with("type", "haproxy_hello"), s.hellos),
+                (self.with("type", "notify"), s.notifies),
+                (self.with("type", "haproxy_disconnect"), s.disconnects),
+                (self.with("type", "unknown"), s.unknown_frames),
+                (self.with("type", "other"), other),
             ],
         )?;
         out.counter(
             "spoa_notifies",
             "NOTIFY frames received.",
-            &[(runtime(), s.notifies)],
+            &[(self.labels(), s.notifies)],
         )?;
-        out.counter("spoa_acks", "ACK frames sent.", &[(runtime(), s.acks)])?;
+        out.counter("spoa_acks", "ACK frames sent.", &[(self.labels(), s.acks)])?;
         out.counter(
             "spoa_unknown_frames",
             "Frames of unknown type skipped.",
-            &[(runtime(), s.unknown_frames)],
+            &[(self.labels(), s.unknown_frames)],
         )?;
         out.counter(
             "spoa_notifies_aborted",
             "NOTIFYs HAProxy aborted (no ACK).",
-            &[(runtime(), s.aborted)],
+            &[(self.labels(), s.aborted)],
         )?;
         out.counter(
             "spoa_notifies_reassembled",
             "NOTIFYs reassembled from fragments.",
-            &[(runtime(), s.reassembled)],
-        )?;
-        let statuses = |values: &[u64]| -> Vec<(Labels, u64)> {
-            values
-                .iter()
-                .enumerate()
-                .filter(|&(status, &v)| v > 0 || status == 0)
-                .map(|(status, &v)| {
-                    let label = if status < STATUSES {
-                        status.to_string()
-                    } else {
-                        "other".to_string()
-                    };
-                    (with("status", &label), v)
-                })
-                .collect()
-        };
+            &[(self.labels(), s.reassembled)],
+        )
+    }
+
+    /// DISCONNECT frames each way, by status.
+    fn disconnects(&self, out: &mut Out<'_, '_>, s: &Snapshot) -> Result<(), std::fmt::Error> {
         out.counter(
             "spoa_agent_disconnects",
             "AGENT-DISCONNECT frames sent, by status (0: normal; others are faults, see SPOE.txt).",
-            &statuses(&s.agent_disconnects),
+            &self.by_status(&s.agent_disconnects),
         )?;
         out.counter(
             "spoa_haproxy_disconnects",
             "HAPROXY-DISCONNECT frames received, by status.",
-            &statuses(&s.haproxy_disconnects),
-        )?;
-        out.histogram(&s, runtime())
+            &self.by_status(&s.haproxy_disconnects),
+        )
     }
 }
 
-/// Writes metric families through prometheus-client's encoder.
 /// The `--scores` table: which one is loaded, and how many lookups found an address in it.
 /// Read at scrape time from [`Scores`] (the handlers' own counters, summed).
 struct ScoresCollector {
@@ -320,6 +343,7 @@ impl Collector for ScoresCollector {
     }
 }
 
+/// Writes metric families through prometheus-client's encoder.
 struct Out<'a, 'b> {
     encoder: &'a mut DescriptorEncoder<'b>,
 }
