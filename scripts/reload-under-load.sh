@@ -12,6 +12,9 @@
 # The files the reloads read are copied before each run, so a swap during the window is a rename.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# This script, and every process it starts but the agent, on CPU 0 with the load generator: its
+# own work during the window (mv, kill, sleep) must not take the agent's CPU from it.
+taskset -cp 0 $$ >/dev/null
 
 rounds=${1:-3}
 entries=${2:-1000000}
@@ -64,18 +67,25 @@ run() { # runtime mode round
     local lg=$!
     local reloads=0
     if [ "$mode" = reload ]; then
+        # The agent's log lines as they are written (tail follows the file by inotify, so
+        # waiting for a line costs no polling; this script and its children run on CPU 0).
+        local lines tail_pid
+        exec {lines}< <(exec tail -n 0 -F "$log" 2>/dev/null)
+        tail_pid=$!
         sleep "$warmup"
-        # Ten swaps spread over the measured window; each waits for the agent to say it is done.
+        # Ten swaps spread over the measured window; each waits for the agent to say it is done
+        # (or that it failed, or 10 s).
         for n in $(seq 1 10); do
             sleep 0.5
             mv "$out/swap-$n.txt" "$out/scores.txt"
-            local before; before=$(grep -c 'scores reloaded' "$log" || true)
             kill -HUP "$pid"
-            for _ in $(seq 1 400); do
-                [ "$(grep -c 'scores reloaded' "$log" || true)" -gt "$before" ] && break
-                sleep 0.025
+            local line
+            while IFS= read -r -t 10 line <&"$lines"; do
+                case $line in *"scores reloaded"* | *"scores reload ("*) break ;; esac
             done
         done
+        kill "$tail_pid" 2>/dev/null || true
+        exec {lines}<&-
     fi
     wait "$lg" || true
     kill "$pid" 2>/dev/null || true
