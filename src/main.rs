@@ -130,7 +130,7 @@ struct Choice {
     runtime: Runtime,
     workers: usize,
     /// The CPUs uring's executors are pinned to, one each (none for std): worked out once, for
-    /// the co-location check and `--check-runtime`; the server places them the same way.
+    /// the co-location check, `--check-runtime` and the server, which is given exactly these.
     cpus: Vec<usize>,
     /// Why `--runtime auto` did not take uring.
     fallback: Option<Fallback>,
@@ -312,7 +312,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     let started = match choice.runtime {
         Runtime::Std => start_std(&config, listeners, hand_overs, factory),
         #[cfg(target_os = "linux")]
-        Runtime::Uring => start_uring(cli, &config, listeners, hand_overs, factory)?,
+        Runtime::Uring => start_uring(cli, &choice, &config, listeners, hand_overs, factory)?,
     };
     // Before the startup line: whoever waits for that line can scrape at once.
     if let Some(address) = cli.metrics_address {
@@ -467,6 +467,7 @@ fn start_std(
 #[cfg(target_os = "linux")]
 fn start_uring(
     cli: &Cli,
+    choice: &Choice,
     config: &ServerConfig,
     listeners: runtime_core::Listeners,
     hand_overs: HandOvers,
@@ -474,7 +475,8 @@ fn start_uring(
 ) -> Result<Started, String> {
     let options = runtime_uring::UringOptions {
         spin: cli.spin(),
-        cpus: cli.cpus.clone().map(|c| c.0),
+        // The placement the co-location check saw: one executor on each of these CPUs.
+        cpus: Some(choice.cpus.clone()),
         ..Default::default()
     };
     let mut server = runtime_uring::Server::with_listeners(config.clone(), options, listeners)

@@ -463,18 +463,14 @@ fn debug_lines_name_the_connection_they_belong_to() {
         let mut first = agent.session();
         let mut second = agent.session();
         // The id the agent gave a session, from its "opened" line.
+        let line_with = |needle: &str| {
+            agent
+                .wait_line(needle, Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("{runtime}: no line with {needle:?}: {:?}", agent.logs()))
+        };
         let id_of = |s: &std::net::TcpStream| {
             let opened = format!("{}: connection #", s.local_addr().unwrap());
-            assert!(
-                agent.wait_log(&opened, Duration::from_secs(5)),
-                "{:?}",
-                agent.logs()
-            );
-            let line = agent
-                .logs()
-                .into_iter()
-                .find(|l| l.contains(&opened))
-                .unwrap();
+            let line = line_with(&opened);
             let rest = &line[line.find(&opened).unwrap() + opened.len()..];
             rest.split_whitespace().next().unwrap().to_string()
         };
@@ -502,16 +498,7 @@ fn debug_lines_name_the_connection_they_belong_to() {
             ),
         ] {
             for needle in [frame, scored] {
-                assert!(
-                    agent.wait_log(needle, Duration::from_secs(5)),
-                    "{:?}",
-                    agent.logs()
-                );
-                let line = agent
-                    .logs()
-                    .into_iter()
-                    .find(|l| l.contains(needle))
-                    .unwrap();
+                let line = line_with(needle);
                 assert!(
                     line.contains(&format!("connection #{id}: {needle}")),
                     "{runtime}: {line}"

@@ -97,9 +97,7 @@ fn processing_delay_takes_units_and_a_bare_number_is_milliseconds() {
             "-t {arg}: {waited:?}"
         );
     }
-    let out = Command::new(BIN).args(["-t", "10 ns"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(Command::new(BIN).args(["-t", "10 ns"]), 2);
     assert!(err.contains("10ms, 100us, 1s"), "{err}");
 }
 
@@ -180,14 +178,16 @@ fn the_readme_flags_table_has_a_row_for_every_flag() {
     assert_eq!(documented, help, "README's Flags table against --help");
 }
 
+/// Runs `command`, which the agent must refuse with exit status `code`; returns what it said.
+fn refused(command: &mut Command, code: i32) -> String {
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(code), "{command:?}: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_bad_environment_value_is_refused_naming_the_flag() {
-    let out = Command::new(BIN)
-        .env("SPOA_PORT", "not-a-port")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(Command::new(BIN).env("SPOA_PORT", "not-a-port"), 2);
     assert!(
         err.contains("--port") && err.contains("not-a-port"),
         "{err}"
@@ -199,12 +199,10 @@ fn a_port_in_use_is_refused_saying_what_to_do() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     for runtime in runtimes() {
-        let out = Command::new(BIN)
-            .args(["--runtime", runtime, "-a", "127.0.0.1", "-p", &port])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{runtime}: {out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(
+            Command::new(BIN).args(["--runtime", runtime, "-a", "127.0.0.1", "-p", &port]),
+            1,
+        );
         assert!(
             err.contains(&format!("cannot listen on 127.0.0.1:{port}: "))
                 && err.contains(
@@ -218,12 +216,7 @@ fn a_port_in_use_is_refused_saying_what_to_do() {
 #[test]
 fn a_metrics_address_with_a_host_name_is_refused_saying_what_is_expected() {
     for value in ["localhost:9000", "127.0.0.1", "9000"] {
-        let out = Command::new(BIN)
-            .args(["--metrics-address", value])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{value}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(Command::new(BIN).args(["--metrics-address", value]), 2);
         assert!(
             err.contains(&format!("'{value}'"))
                 && err.contains("--metrics-address")
@@ -339,21 +332,14 @@ fn log_level_and_rust_log_choose_the_lines() {
         .as_str()
         .unwrap()
         .contains("cannot listen on 127.0.0.1:"));
-    let out = Command::new(BIN)
-        .args(["--log-level", "loud"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    refused(Command::new(BIN).args(["--log-level", "loud"]), 2);
 }
 
 /// The metrics address an agent started with `--metrics-address 127.0.0.1:0` logged.
 fn metrics_address(agent: &Agent) -> std::net::SocketAddr {
-    assert!(agent.wait_log("metrics at http://", Duration::from_secs(5)));
-    let logs = agent.logs();
-    let line = logs
-        .iter()
-        .find(|l| l.contains("metrics at http://"))
-        .unwrap();
+    let line = agent
+        .wait_line("metrics at http://", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no metrics line: {:?}", agent.logs()));
     line.split("http://")
         .nth(1)
         .and_then(|rest| rest.split('/').next())

@@ -68,8 +68,8 @@ pub struct Args {
     pub drain: f64,
 
     /// With --connect: send exactly N NOTIFYs in all, wait for their ACKs and stop (the
-    /// window opens at the first send and ends with the last ACK), for counts per ACK that do not depend on timing, e.g.
-    /// syscalls with `strace -c` (scripts/syscalls-per-ack.sh).
+    /// window opens at the first send and ends with the last ACK), for counts per ACK that do
+    /// not depend on timing, e.g. syscalls with `strace -c` (scripts/syscalls-per-ack.sh).
     #[arg(long, value_name = "N", requires = "connect")]
     pub notifies: Option<u64>,
 

@@ -101,15 +101,14 @@ impl<H: Handler + 'static> Connection<H> {
         let (mut read_timeout, mut write_timeout) =
             (SocketTimeout::default(), SocketTimeout::default());
         let hands_over = worker.shared.at_stop.get();
+        let id = self.live.id();
         let mut phase = Phase::Serving;
         // One clock read per read or write: the instant an I/O completed is the session's `now`
         // until the next one completes.
         let mut now = Instant::now();
         let end = loop {
             let next = match worker.handler.try_borrow_mut() {
-                Ok(mut handler) => {
-                    log_context::serving(self.live.id(), || session.next(&mut *handler, now))
-                }
+                Ok(mut handler) => log_context::serving(id, || session.next(&mut *handler, now)),
                 Err(_) => {
                     session.fail(std::io::Error::other("the executor's handler is in use"));
                     continue;
@@ -175,7 +174,6 @@ impl<H: Handler + 'static> Connection<H> {
         worker.stop.release(slot);
         // Uncounted before the peer sees the close: a peer that reconnects at once is not
         // refused at max-connections by its own old connection.
-        let id = self.live.id();
         drop(self.live);
         if let End::HandedOver = end {
             // Closed without a word and without shutdown(): the socket lives on in the service

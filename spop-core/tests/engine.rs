@@ -634,6 +634,13 @@ fn first_bytes_fault_message(bytes: &[u8]) -> String {
     }
 }
 
+/// `bytes` as a connection's first bytes are a too-big frame whose message ends `(said)`.
+fn assert_first_bytes_named(bytes: &[u8], said: &str) {
+    let message = first_bytes_fault_message(bytes);
+    assert!(message.starts_with("frame length "), "{message}");
+    assert!(message.ends_with(&format!("({said})")), "{message}");
+}
+
 #[test]
 fn fault_an_http_request_is_named_in_the_message() {
     for request in [
@@ -642,47 +649,40 @@ fn fault_an_http_request_is_named_in_the_message() {
         b"HEAD / HTTP/1.0\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     ] {
-        let message = first_bytes_fault_message(request);
         let quoted = format!("{:?}", std::str::from_utf8(&request[..4]).unwrap());
-        assert!(message.starts_with("frame length "), "{message}");
-        assert!(
-            message.ends_with(&format!(
-                "(its first bytes read {quoted}: an HTTP client, not HAProxy's SPOE; \
-                 a health check needs option spop-check)"
-            )),
-            "{message}"
+        assert_first_bytes_named(
+            request,
+            &format!(
+                "its first bytes read {quoted}: an HTTP client, not HAProxy's SPOE; \
+                 a health check needs option spop-check"
+            ),
         );
     }
 }
 
 #[test]
 fn fault_a_tls_client_hello_is_named_in_the_message() {
-    let message = first_bytes_fault_message(&hex("16 03 01 02 00 01 00 01 fc 03 03"));
-    assert!(
-        message.ends_with(
-            "(its first bytes are a TLS handshake: a TLS client, not HAProxy's SPOE, \
-             which the agent speaks in clear)"
-        ),
-        "{message}"
+    assert_first_bytes_named(
+        &hex("16 03 01 02 00 01 00 01 fc 03 03"),
+        "its first bytes are a TLS handshake: a TLS client, not HAProxy's SPOE, \
+         which the agent speaks in clear",
     );
 }
 
 #[test]
 fn fault_other_text_is_named_in_the_message() {
-    let message = first_bytes_fault_message(b"SSH-2.0-OpenSSH_9.6\r\n");
-    assert!(
-        message.ends_with("(its first bytes read \"SSH-\": text, not HAProxy's SPOE)"),
-        "{message}"
+    assert_first_bytes_named(
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        "its first bytes read \"SSH-\": text, not HAProxy's SPOE",
     );
 }
 
 #[test]
 fn fault_upper_case_text_that_is_no_http_method_is_named_text() {
     // SMTP's greeting from a client: four capitals, not an HTTP request.
-    let message = first_bytes_fault_message(b"HELO mail.example\r\n");
-    assert!(
-        message.ends_with("(its first bytes read \"HELO\": text, not HAProxy's SPOE)"),
-        "{message}"
+    assert_first_bytes_named(
+        b"HELO mail.example\r\n",
+        "its first bytes read \"HELO\": text, not HAProxy's SPOE",
     );
 }
 

@@ -212,14 +212,21 @@ impl Agent {
 
     /// Waits until a log line contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_line(needle, timeout).is_some()
+    }
+
+    /// Waits for the first log line that contains `needle`, and returns it.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> Option<String> {
         let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self.logs().iter().any(|l| l.contains(needle)) {
-                return true;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            if Instant::now() >= end {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        false
     }
 
     pub fn signal(&self, signal: &str) {
